@@ -1,0 +1,58 @@
+// Shared definitions of the innout core: the host/device qualifier used by the single-source maths,
+// the status type returned across the library boundary, and small numeric helpers.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#if defined(__CUDACC__)
+#define INNOUT_HD __host__ __device__ __forceinline__
+#else
+#define INNOUT_HD inline
+#endif
+
+namespace innout {
+
+// Every entry point returns a Status instead of throwing or aborting, so that the library can sit
+// behind a C ABI, a Python binding or another application without unwinding across the boundary.
+enum class StatusCode : int {
+  kOk = 0,
+  kInvalidArgument = 1,  // a size, pointer or option the caller passed is unusable
+  kNotCompiled = 2,      // the requested backend (CUDA) is not part of this build
+  kDeviceError = 3,      // the CUDA runtime reported an error
+};
+
+struct Status {
+  StatusCode code = StatusCode::kOk;
+  std::string message;
+
+  bool ok() const { return code == StatusCode::kOk; }
+  static Status Ok() { return {}; }
+  static Status Invalid(std::string what) {
+    return {StatusCode::kInvalidArgument, std::move(what)};
+  }
+};
+
+// Options of the CPU backend. num_threads <= 0 means "OpenMP's default".
+struct CpuOptions {
+  int num_threads = 0;
+};
+
+template <typename T>
+INNOUT_HD T softplus(T x) {
+  // Same threshold as torch.nn.functional.softplus (beta = 1, threshold = 20): above it the
+  // function is the identity to float precision, and exp() would overflow for large inputs.
+  using std::exp;
+  using std::log1p;
+  return x > T(20) ? x : log1p(exp(x));
+}
+
+template <typename T>
+INNOUT_HD T sigmoid(T x) {
+  using std::exp;
+  return T(1) / (T(1) + exp(-x));
+}
+
+}  // namespace innout

@@ -1,0 +1,204 @@
+// triplane_sample: the feature of a 3-D point in EG3D's tri-plane representation.
+//
+//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 / box_warp))
+//
+// with EG3D's plane projections (x, y), (x, z), (z, x) - the third pair is the order EG3D's
+// projection matrices actually produce, and the released weights depend on it - and
+// torch.nn.functional.grid_sample semantics: bilinear, zero padding, align_corners = False.
+// A point whose coordinates are NaN gets NaN features (as grid_sample does).
+#pragma once
+
+#include "innout/common.h"
+
+namespace innout {
+
+// Planes are read channels-last: element (b, k, y, x, c) lives at
+//   planes[b * plane_stride_batch + k * plane_stride_plane + (y * width + x) * channels + c]
+// so that the C channels of one texel are contiguous (one cache line / one coalesced warp read).
+template <typename T>
+struct TriplaneSampleParams {
+  const T* planes = nullptr;        // [plane_batch, 3, height, width, channels] (channels-last)
+  int64_t plane_batch = 0;          // 1 (planes shared by every batch item) or batch
+  int64_t channels = 0;             // C
+  int64_t height = 0;               // H (rows, indexed by the second projected coordinate)
+  int64_t width = 0;                // W (columns, indexed by the first projected coordinate)
+  const T* points = nullptr;        // [batch, num_points, 3] contiguous, world coordinates
+  int64_t batch = 0;                // B
+  int64_t num_points = 0;           // M
+  T box_warp = T(1);                // side of the cube [-box_warp/2, box_warp/2]^3 the planes span
+  T* features = nullptr;            // [batch, num_points, channels] contiguous (forward output)
+  const T* grad_features = nullptr; // [batch, num_points, channels] (backward input)
+  T* grad_planes = nullptr;         // like planes, channels-last; nullptr = not needed (overwritten)
+  T* grad_points = nullptr;         // [batch, num_points, 3]; nullptr = not needed (overwritten)
+};
+
+// The two projected coordinates of point p on plane k, in grid_sample's [-1, 1] convention.
+template <typename T>
+INNOUT_HD void triplane_project(const T* p, int k, T scale, T& gx, T& gy) {
+  // EG3D's planes are the identity, a y/z swap and a cyclic permutation; multiplying a point by the
+  // inverse of each and keeping two coordinates gives (x, y), (x, z) and (z, x).
+  const int ax = (k == 2) ? 2 : 0;
+  const int ay = (k == 0) ? 1 : (k == 1 ? 2 : 0);
+  gx = p[ax] * scale;
+  gy = p[ay] * scale;
+}
+
+// Which point coordinate each projected coordinate came from (for the gradient).
+INNOUT_HD int triplane_axis_x(int k) { return (k == 2) ? 2 : 0; }
+INNOUT_HD int triplane_axis_y(int k) { return (k == 0) ? 1 : (k == 1 ? 2 : 0); }
+
+// The four bilinear taps of one projected point: texel offsets (y * width + x), weights, and the
+// weights' derivatives with respect to the unnormalised pixel coordinates ix, iy.
+template <typename T>
+struct BilinearTaps {
+  int64_t texel[4];  // nw, ne, sw, se; only meaningful where valid
+  bool valid[4];     // inside the plane (zero padding outside)
+  T weight[4];
+  T dweight_dix[4];
+  T dweight_diy[4];
+  T dix_dgx;         // width / 2: d(unnormalised x) / d(grid x)
+  T diy_dgy;         // height / 2
+};
+
+template <typename T>
+INNOUT_HD BilinearTaps<T> bilinear_taps(T gx, T gy, int64_t height, int64_t width) {
+  using std::floor;
+  BilinearTaps<T> taps;
+  // grid_sample's unnormalisation for align_corners = False, written in the same order of
+  // operations so that float32 results match it to the last bits where possible.
+  const T ix = ((gx + T(1)) * T(width) - T(1)) / T(2);
+  const T iy = ((gy + T(1)) * T(height) - T(1)) / T(2);
+  const T x0 = floor(ix);
+  const T y0 = floor(iy);
+  const T tx = ix - x0;
+  const T ty = iy - y0;
+  taps.weight[0] = (T(1) - tx) * (T(1) - ty);
+  taps.weight[1] = tx * (T(1) - ty);
+  taps.weight[2] = (T(1) - tx) * ty;
+  taps.weight[3] = tx * ty;
+  taps.dweight_dix[0] = -(T(1) - ty);
+  taps.dweight_dix[1] = T(1) - ty;
+  taps.dweight_dix[2] = -ty;
+  taps.dweight_dix[3] = ty;
+  taps.dweight_diy[0] = -(T(1) - tx);
+  taps.dweight_diy[1] = -tx;
+  taps.dweight_diy[2] = T(1) - tx;
+  taps.dweight_diy[3] = tx;
+  taps.dix_dgx = T(width) / T(2);
+  taps.diy_dgy = T(height) / T(2);
+  // Bounds are tested in floating point before any integer conversion: a huge or NaN coordinate
+  // must not be cast to an integer (undefined behaviour); it simply has no valid tap.
+  const T xs[2] = {x0, x0 + T(1)};
+  const T ys[2] = {y0, y0 + T(1)};
+  for (int corner = 0; corner < 4; ++corner) {
+    const T x = xs[corner & 1];
+    const T y = ys[corner >> 1];
+    const bool inside = x >= T(0) && x <= T(width - 1) && y >= T(0) && y <= T(height - 1);
+    taps.valid[corner] = inside;
+    taps.texel[corner] = inside ? static_cast<int64_t>(y) * width + static_cast<int64_t>(x) : 0;
+  }
+  return taps;
+}
+
+template <typename T>
+INNOUT_HD bool point_is_nan(const T* p) {
+  return p[0] != p[0] || p[1] != p[1] || p[2] != p[2];
+}
+
+// Plane batch index used by batch item b (planes may be shared across the batch).
+template <typename T>
+INNOUT_HD int64_t triplane_plane_batch_index(const TriplaneSampleParams<T>& p, int64_t b) {
+  return p.plane_batch == 1 ? 0 : b;
+}
+
+// Forward for point (b, m), channels [c_begin, c_end): writes features[b, m, c].
+// Accumulates in the point's own output row; the mean divides by 3 at the end, as torch.mean does.
+template <typename T>
+INNOUT_HD void triplane_sample_point(const TriplaneSampleParams<T>& p, int64_t b, int64_t m,
+                                     int64_t c_begin, int64_t c_end) {
+  const T* point = p.points + (b * p.num_points + m) * 3;
+  T* out = p.features + (b * p.num_points + m) * p.channels;
+  if (point_is_nan(point)) {
+    for (int64_t c = c_begin; c < c_end; ++c) out[c] = point[0] + point[1] + point[2];
+    return;
+  }
+  const T scale = T(2) / p.box_warp;
+  const int64_t plane_size = p.height * p.width * p.channels;
+  const T* plane_base = p.planes + triplane_plane_batch_index(p, b) * 3 * plane_size;
+  for (int64_t c = c_begin; c < c_end; ++c) out[c] = T(0);
+  for (int k = 0; k < 3; ++k) {
+    T gx, gy;
+    triplane_project(point, k, scale, gx, gy);
+    const BilinearTaps<T> taps = bilinear_taps(gx, gy, p.height, p.width);
+    const T* plane = plane_base + k * plane_size;
+    for (int corner = 0; corner < 4; ++corner) {
+      if (!taps.valid[corner]) continue;
+      const T* texel = plane + taps.texel[corner] * p.channels;
+      const T w = taps.weight[corner];
+      for (int64_t c = c_begin; c < c_end; ++c) out[c] += w * texel[c];
+    }
+  }
+  for (int64_t c = c_begin; c < c_end; ++c) out[c] /= T(3);
+}
+
+// Gradient of the loss with respect to point (b, m): grad_points[b, m, :].
+template <typename T>
+INNOUT_HD void triplane_sample_grad_point(const TriplaneSampleParams<T>& p, int64_t b, int64_t m) {
+  const T* point = p.points + (b * p.num_points + m) * 3;
+  T* grad_point = p.grad_points + (b * p.num_points + m) * 3;
+  const T* grad_out = p.grad_features + (b * p.num_points + m) * p.channels;
+  const T scale = T(2) / p.box_warp;
+  const int64_t plane_size = p.height * p.width * p.channels;
+  const T* plane_base = p.planes + triplane_plane_batch_index(p, b) * 3 * plane_size;
+  T grad[3] = {T(0), T(0), T(0)};
+  for (int k = 0; k < 3; ++k) {
+    T gx, gy;
+    triplane_project(point, k, scale, gx, gy);
+    const BilinearTaps<T> taps = bilinear_taps(gx, gy, p.height, p.width);
+    const T* plane = plane_base + k * plane_size;
+    T grad_ix = T(0);
+    T grad_iy = T(0);
+    for (int corner = 0; corner < 4; ++corner) {
+      if (!taps.valid[corner]) continue;
+      const T* texel = plane + taps.texel[corner] * p.channels;
+      T dot = T(0);
+      for (int64_t c = 0; c < p.channels; ++c) dot += grad_out[c] * texel[c];
+      grad_ix += taps.dweight_dix[corner] * dot;
+      grad_iy += taps.dweight_diy[corner] * dot;
+    }
+    // The mean over 3 planes, the unnormalisation and the 2 / box_warp scaling chain together.
+    grad[triplane_axis_x(k)] += grad_ix * taps.dix_dgx * scale / T(3);
+    grad[triplane_axis_y(k)] += grad_iy * taps.diy_dgy * scale / T(3);
+  }
+  if (point_is_nan(point)) {
+    const T nan = point[0] + point[1] + point[2];
+    grad[0] = grad[1] = grad[2] = nan;
+  }
+  grad_point[0] = grad[0];
+  grad_point[1] = grad[1];
+  grad_point[2] = grad[2];
+}
+
+// Scatter of point (b, m)'s upstream gradient into plane k of grad_planes, channels
+// [c_begin, c_end). The CPU backend gives each thread its own channel range so that no two threads
+// write the same element; the CUDA backend uses atomics here (the scatter is inherent).
+template <typename T, typename AddFn>
+INNOUT_HD void triplane_sample_scatter_point(const TriplaneSampleParams<T>& p, int64_t b, int64_t m,
+                                             int k, int64_t c_begin, int64_t c_end, AddFn add) {
+  const T* point = p.points + (b * p.num_points + m) * 3;
+  const T* grad_out = p.grad_features + (b * p.num_points + m) * p.channels;
+  const T scale = T(2) / p.box_warp;
+  const int64_t plane_size = p.height * p.width * p.channels;
+  T* plane = p.grad_planes + (triplane_plane_batch_index(p, b) * 3 + k) * plane_size;
+  T gx, gy;
+  triplane_project(point, k, scale, gx, gy);
+  const BilinearTaps<T> taps = bilinear_taps(gx, gy, p.height, p.width);
+  for (int corner = 0; corner < 4; ++corner) {
+    if (!taps.valid[corner]) continue;
+    T* texel = plane + taps.texel[corner] * p.channels;
+    const T w = taps.weight[corner] / T(3);
+    for (int64_t c = c_begin; c < c_end; ++c) add(texel + c, w * grad_out[c]);
+  }
+}
+
+}  // namespace innout

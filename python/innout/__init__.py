@@ -1,0 +1,19 @@
+"""innout: invert and edit face videos with a 3-D-aware GAN (EG3D) and In-N-Out's composite renderer.
+
+Importing innout never compiles anything and works without a GPU or a CUDA driver.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _package_version
+
+from innout import ops
+from innout.info import build_info
+
+try:
+    __version__ = _package_version("innout")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0+unknown"
+
+__all__ = ["__version__", "build_info", "ops"]

@@ -1,0 +1,60 @@
+"""Calls into the compiled core (innout._C) with tensors: pointers, thread count and CUDA stream."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+
+try:
+    from innout import _C
+except ImportError as error:  # pragma: no cover - exercised only on a broken install
+    _C = None
+    _IMPORT_ERROR: ImportError | None = error
+else:
+    _IMPORT_ERROR = None
+
+
+def available() -> bool:
+    """Whether the compiled core could be imported."""
+    return _C is not None
+
+
+def cuda_compiled() -> bool:
+    """Whether the compiled core includes the CUDA backend."""
+    return _C is not None and bool(_C.build_info()["cuda_compiled"])
+
+
+def call(function: str, device: torch.device, dtype: torch.dtype, buffers: dict[str, Any]) -> None:
+    """Runs `_C.<function>` on `buffers` (tensors are passed as data pointers; None is omitted).
+
+    Tensors must be contiguous and on `device`; the caller validated shapes. CPU ops use
+    torch.get_num_threads() threads; CUDA ops run on the current stream of the tensors' device.
+    """
+    if _C is None:
+        raise RuntimeError(
+            "innout's compiled core (innout._C) is not importable; reinstall innout with "
+            f"`pip install .` or use backend='reference' ({_IMPORT_ERROR})"
+        )
+    addresses: dict[str, Any] = {}
+    for key, value in buffers.items():
+        if value is None:
+            continue
+        if isinstance(value, torch.Tensor):
+            if value.numel() == 0:
+                continue
+            addresses[key] = value.data_ptr()
+        else:
+            addresses[key] = value
+    dtype_name = "float64" if dtype == torch.float64 else "float32"
+    if device.type == "cuda":
+        context = torch.cuda.device(device)
+        stream = torch.cuda.current_stream(device).cuda_stream
+    elif device.type == "cpu":
+        context = contextlib.nullcontext()
+        stream = 0
+    else:
+        raise ValueError(f"innout ops run on 'cpu' or 'cuda' tensors, got device '{device}'")
+    with context:
+        getattr(_C, function)(device.type, dtype_name, torch.get_num_threads(), stream, addresses)

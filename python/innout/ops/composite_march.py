@@ -1,0 +1,221 @@
+"""composite_march / ray_march: volume rendering of one (EG3D) or two blended (In-N-Out) fields.
+
+The maths is in cpp/include/innout/composite_march.h, the specification in
+:func:`innout.ops.reference.composite_march` and :func:`innout.ops.reference.ray_march`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from innout.ops import _native
+from innout.ops._checks import check_same, check_shape, check_tensor
+
+_OP = "composite_march"
+_GRAD_NAMES = (
+    "grad_depths",
+    "grad_density_in",
+    "grad_features_in",
+    "grad_density_out",
+    "grad_features_out",
+    "grad_blend",
+)
+
+
+def _check(depths, density_in, features_in, density_out, features_out, blend) -> None:
+    check_tensor(_OP, "depths", depths, "[B, R, K]", 3)
+    batch, rays, samples = depths.shape
+    check_tensor(_OP, "density_in", density_in, "[B, R, K]", 3)
+    check_tensor(_OP, "features_in", features_in, "[B, R, K, C]", 4)
+    check_shape(_OP, "density_in", density_in, depths.shape, "[B, R, K]")
+    channels = features_in.shape[-1]
+    check_shape(_OP, "features_in", features_in, (batch, rays, samples, channels), "[B, R, K, C]")
+    tensors = [("depths", depths), ("density_in", density_in), ("features_in", features_in)]
+    given = [density_out is not None, features_out is not None, blend is not None]
+    if any(given) and not all(given):
+        raise ValueError(
+            f"{_OP}: density_out, features_out and blend must be given together (OOD field) or "
+            f"all be None (EG3D marcher); got density_out={given[0]}, features_out={given[1]}, "
+            f"blend={given[2]}"
+        )
+    if all(given):
+        check_tensor(_OP, "density_out", density_out, "[B, R, K]", 3)
+        check_tensor(_OP, "features_out", features_out, "[B, R, K, C]", 4)
+        check_tensor(_OP, "blend", blend, "[B, R, K]", 3)
+        check_shape(_OP, "density_out", density_out, depths.shape, "[B, R, K]")
+        check_shape(_OP, "features_out", features_out, features_in.shape, "[B, R, K, C]")
+        check_shape(_OP, "blend", blend, depths.shape, "[B, R, K]")
+        tensors += [("density_out", density_out), ("features_out", features_out), ("blend", blend)]
+    check_same(_OP, tensors)
+    if samples < 2:
+        raise ValueError(f"{_OP}: needs at least 2 samples per ray (K >= 2), got K={samples}")
+    if channels < 1:
+        raise ValueError(f"{_OP}: features need at least 1 channel, got C={channels}")
+
+
+def _buffers(depths, density_in, features_in, density_out, features_out, blend) -> dict:
+    batch, rays, samples = depths.shape
+    return {
+        "num_rays": batch * rays,
+        "num_samples": samples,
+        "channels": features_in.shape[-1],
+        "depths": depths,
+        "density_in": density_in,
+        "features_in": features_in,
+        "density_out": density_out,
+        "features_out": features_out,
+        "blend": blend,
+    }
+
+
+def _contiguous(*tensors):
+    return [t.contiguous() if t is not None else None for t in tensors]
+
+
+def _empty_outputs(depths: torch.Tensor, channels: int):
+    batch, rays, samples = depths.shape
+    return (
+        depths.new_empty(batch, rays, channels),
+        depths.new_empty(batch, rays),
+        depths.new_empty(batch, rays, samples - 1),
+        depths.new_empty(batch, rays, samples - 1),
+    )
+
+
+@torch.library.custom_op("innout::composite_march", mutates_args=())
+def _composite_march(
+    depths: torch.Tensor,
+    density_in: torch.Tensor,
+    features_in: torch.Tensor,
+    density_out: torch.Tensor | None,
+    features_out: torch.Tensor | None,
+    blend: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check(depths, density_in, features_in, density_out, features_out, blend)
+    inputs = _contiguous(depths, density_in, features_in, density_out, features_out, blend)
+    composite, depth, weights, transmittance = _empty_outputs(depths, features_in.shape[-1])
+    if depth.numel() > 0:
+        buffers = _buffers(*inputs)
+        buffers.update(
+            composite=composite, depth=depth, weights=weights, transmittance=transmittance
+        )
+        _native.call("composite_march_forward", depths.device, depths.dtype, buffers)
+    return composite, depth, weights, transmittance
+
+
+@_composite_march.register_fake
+def _(depths, density_in, features_in, density_out, features_out, blend):
+    _check(depths, density_in, features_in, density_out, features_out, blend)
+    return _empty_outputs(depths, features_in.shape[-1])
+
+
+@torch.library.custom_op("innout::composite_march_backward", mutates_args=())
+def _composite_march_backward(
+    grad_composite: torch.Tensor,
+    grad_depth: torch.Tensor,
+    grad_weights: torch.Tensor,
+    depths: torch.Tensor,
+    density_in: torch.Tensor,
+    features_in: torch.Tensor,
+    density_out: torch.Tensor | None,
+    features_out: torch.Tensor | None,
+    blend: torch.Tensor | None,
+    weights: torch.Tensor,
+    transmittance: torch.Tensor,
+    needs_grad: list[bool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check(depths, density_in, features_in, density_out, features_out, blend)
+    inputs = _contiguous(depths, density_in, features_in, density_out, features_out, blend)
+    grads = [
+        torch.empty_like(source) if (need and source is not None) else depths.new_empty(0)
+        for need, source in zip(needs_grad, inputs)
+    ]
+    if depths.shape[0] * depths.shape[1] > 0 and any(g.numel() > 0 for g in grads):
+        dtype = depths.dtype
+        buffers = _buffers(*inputs)
+        buffers.update(
+            weights=weights.contiguous(),
+            transmittance=transmittance.contiguous(),
+            grad_composite=grad_composite.to(dtype).contiguous(),
+            grad_depth=grad_depth.to(dtype).contiguous(),
+            grad_weights=grad_weights.to(dtype).contiguous(),
+        )
+        buffers.update(dict(zip(_GRAD_NAMES, grads)))
+        _native.call("composite_march_backward", depths.device, dtype, buffers)
+    return tuple(grads)
+
+
+@_composite_march_backward.register_fake
+def _(grad_composite, grad_depth, grad_weights, depths, density_in, features_in, density_out,
+      features_out, blend, weights, transmittance, needs_grad):
+    inputs = (depths, density_in, features_in, density_out, features_out, blend)
+    return tuple(
+        torch.empty_like(source) if (need and source is not None) else depths.new_empty(0)
+        for need, source in zip(needs_grad, inputs)
+    )
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    _, _, weights, transmittance = output
+    ctx.mark_non_differentiable(transmittance)
+    ctx.has_ood = inputs[3] is not None
+    ctx.save_for_backward(*inputs, weights, transmittance)
+
+
+def _backward(ctx, grad_composite, grad_depth, grad_weights, _grad_transmittance):
+    *inputs, weights, transmittance = ctx.saved_tensors
+    needs = [bool(n) for n in ctx.needs_input_grad[:6]]
+    grads = _composite_march_backward(
+        grad_composite, grad_depth, grad_weights, *inputs, weights, transmittance, needs
+    )
+    return tuple(g if need else None for g, need in zip(grads, needs))
+
+
+_composite_march.register_autograd(_backward, setup_context=_setup_context)
+
+
+def composite_march(
+    depths: torch.Tensor,
+    density_in: torch.Tensor,
+    features_in: torch.Tensor,
+    density_out: torch.Tensor | None = None,
+    features_out: torch.Tensor | None = None,
+    blend: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """In-N-Out's composite volume rendering of an InD and an OOD field (METHOD.md section 3.1).
+
+    Both fields are sampled at the same sorted depths; with midpoint values on the K-1 intervals,
+    ``T_i = prod_{j<i} [(1 - b_j a^O_j)(1 - (1 - b_j) a^I_j) + 1e-10]``,
+    ``F = sum_i T_i [b_i a^O_i c^O_i + (1 - b_i) a^I_i c^I_i]`` and
+    ``W_i = T_i [b_i a^O_i + (1 - b_i) a^I_i]`` where ``a = 1 - exp(-softplus(raw - 1) delta)``.
+
+    Args:
+        depths: [B, R, K] sorted depths along unit rays (K >= 2).
+        density_in: [B, R, K] raw InD density.
+        features_in: [B, R, K, C] InD features in [0, 1].
+        density_out, features_out, blend: the OOD field's raw density [B, R, K], features
+            [B, R, K, C] and blend weight b [B, R, K]; all None for EG3D's ray marcher.
+
+    Returns:
+        composite [B, R, C] (already mapped to 2F - 1), depth [B, R] (weighted mean of midpoint
+        depths, clamped to the ray's [t_first, t_last]) and weights [B, R, K-1]. Differentiable with
+        respect to every input (depths included).
+    """
+    composite, depth, weights, _ = _composite_march(
+        depths, density_in, features_in, density_out, features_out, blend
+    )
+    return composite, depth, weights
+
+
+def ray_march(
+    depths: torch.Tensor, density: torch.Tensor, features: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """EG3D's MipRayMarcher2: :func:`composite_march` without an OOD field.
+
+    Args:
+        depths: [B, R, K] sorted depths; density: [B, R, K] raw; features: [B, R, K, C].
+
+    Returns:
+        composite [B, R, C] (2F - 1), depth [B, R], weights [B, R, K-1].
+    """
+    return composite_march(depths, density, features)
