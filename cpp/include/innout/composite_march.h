@@ -56,25 +56,54 @@ struct CompositeMarchParams {
 // EG3D's floor on each interval's transmittance factor.
 constexpr double kTransmittanceFloor = 1e-10;
 
-// Opacity of one interval from the two raw endpoint densities.
+// Opacity of one interval of one field, from the raw densities at its two ends:
+//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 - decay.
+// slope = d sigma / d raw_mid = sigmoid(x) comes from the same exp(x) - three transcendental calls
+// per field and interval, shared by the forward and the backward. Above softplus' threshold (20)
+// sigma = x and the slope is exactly 1, as in torch.nn.functional.softplus and its gradient.
 template <typename T>
-INNOUT_HD T interval_alpha(T raw_a, T raw_b, T delta) {
+struct IntervalOpacity {
+  T sigma;
+  T decay;
+  T alpha;
+  T slope;
+};
+
+template <typename T>
+INNOUT_HD IntervalOpacity<T> interval_opacity(T raw_a, T raw_b, T delta) {
   using std::exp;
-  const T sigma = softplus((raw_a + raw_b) / T(2) - T(1));
-  return T(1) - exp(-sigma * delta);
+  using std::log;
+  const T x = (raw_a + raw_b) / T(2) - T(1);
+  IntervalOpacity<T> o;
+  if (x > T(20)) {
+    o.sigma = x;
+    o.slope = T(1);
+  } else {
+    // log1p(e) as log(u) corrected by the rounding error of u = 1 + e (exact to a few ulp, also
+    // for tiny e, where it returns e): log is several times cheaper than log1p, and this is the
+    // innermost cost of the marcher.
+    const T e = exp(x);
+    const T u = T(1) + e;
+    const T inverse_u = T(1) / u;
+    o.sigma = log(u) - ((u - T(1)) - e) * inverse_u;
+    o.slope = e * inverse_u;
+  }
+  o.decay = exp(-o.sigma * delta);
+  o.alpha = T(1) - o.decay;
+  return o;
 }
 
 // Everything about interval i of a ray that does not depend on the channels.
 template <typename T>
 struct IntervalState {
-  T delta;       // t_{i+1} - t_i
-  T mid_depth;   // m_i
-  T alpha_in;    // alpha^I
-  T alpha_out;   // alpha^O (0 without OOD field)
-  T blend;       // b (0 without OOD field)
-  T a_in;        // (1 - b) alpha^I
-  T a_out;       // b alpha^O
-  T factor;      // (1 - a^O)(1 - a^I) + 1e-10
+  T delta;                     // t_{i+1} - t_i
+  T mid_depth;                 // m_i
+  IntervalOpacity<T> in;       // InD field
+  IntervalOpacity<T> out;      // OOD field (alpha 0 without it)
+  T blend;                     // b (0 without OOD field)
+  T a_in;                      // (1 - b) alpha^I
+  T a_out;                     // b alpha^O
+  T factor;                    // (1 - a^O)(1 - a^I) + 1e-10
 };
 
 template <typename T>
@@ -83,16 +112,16 @@ INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int6
   IntervalState<T> s;
   s.delta = p.depths[k + 1] - p.depths[k];
   s.mid_depth = (p.depths[k] + p.depths[k + 1]) / T(2);
-  s.alpha_in = interval_alpha(p.density_in[k], p.density_in[k + 1], s.delta);
+  s.in = interval_opacity(p.density_in[k], p.density_in[k + 1], s.delta);
   if (p.density_out != nullptr) {
-    s.alpha_out = interval_alpha(p.density_out[k], p.density_out[k + 1], s.delta);
+    s.out = interval_opacity(p.density_out[k], p.density_out[k + 1], s.delta);
     s.blend = (p.blend[k] + p.blend[k + 1]) / T(2);
   } else {
-    s.alpha_out = T(0);
+    s.out = IntervalOpacity<T>{T(0), T(1), T(0), T(0)};
     s.blend = T(0);
   }
-  s.a_out = s.blend * s.alpha_out;
-  s.a_in = (T(1) - s.blend) * s.alpha_in;
+  s.a_out = s.blend * s.out.alpha;
+  s.a_in = (T(1) - s.blend) * s.in.alpha;
   s.factor = (T(1) - s.a_out) * (T(1) - s.a_in) + T(kTransmittanceFloor);
   return s;
 }
@@ -126,6 +155,20 @@ INNOUT_HD T ray_depth(const CompositeMarchParams<T>& p, const T* weights, int64_
   return unclamped;
 }
 
+// Adds scale * features[0..C) to out[0..C).
+template <typename T>
+INNOUT_HD void add_scaled(T* INNOUT_RESTRICT out, const T* INNOUT_RESTRICT features, T scale,
+                          int64_t C) {
+  for (int64_t c = 0; c < C; ++c) out[c] += scale * features[c];
+}
+
+template <typename T>
+INNOUT_HD T dot(const T* INNOUT_RESTRICT a, const T* INNOUT_RESTRICT b, int64_t C) {
+  T sum = T(0);
+  for (int64_t c = 0; c < C; ++c) sum += a[c] * b[c];
+  return sum;
+}
+
 template <typename T>
 INNOUT_HD void composite_march_ray(const CompositeMarchParams<T>& p, int64_t ray) {
   const int64_t K = p.num_samples;
@@ -136,31 +179,41 @@ INNOUT_HD void composite_march_ray(const CompositeMarchParams<T>& p, int64_t ray
   const T* f_in = p.features_in + ray * K * C;
   const T* f_out = p.features_out != nullptr ? p.features_out + ray * K * C : nullptr;
   for (int64_t c = 0; c < C; ++c) out[c] = T(0);
+  // The midpoint colour of interval i is (c_i + c_{i+1}) / 2, so sample k's colour enters F with
+  // coefficient (w_{k-1} + w_k) / 2: each feature row is read and multiplied once, not twice.
   T trans = T(1);
+  T previous_in = T(0);   // T_{i-1} a^I_{i-1}
+  T previous_out = T(0);  // T_{i-1} a^O_{i-1}
   for (int64_t i = 0; i + 1 < K; ++i) {
     const IntervalState<T> s = interval_state(p, ray, i);
     transmittance[i] = trans;
+    const T w_in = trans * s.a_in;
+    const T w_out = trans * s.a_out;
     weights[i] = trans * (s.a_out + s.a_in);
-    const T w_in = trans * s.a_in / T(2);  // the 1/2 of the midpoint colour folded in
-    const T* ci = f_in + i * C;
-    for (int64_t c = 0; c < C; ++c) out[c] += w_in * (ci[c] + ci[c + C]);
-    if (f_out != nullptr) {
-      const T w_out = trans * s.a_out / T(2);
-      const T* co = f_out + i * C;
-      for (int64_t c = 0; c < C; ++c) out[c] += w_out * (co[c] + co[c + C]);
-    }
+    add_scaled(out, f_in + i * C, (previous_in + w_in) / T(2), C);
+    if (f_out != nullptr) add_scaled(out, f_out + i * C, (previous_out + w_out) / T(2), C);
+    previous_in = w_in;
+    previous_out = w_out;
     trans *= s.factor;
   }
+  add_scaled(out, f_in + (K - 1) * C, previous_in / T(2), C);
+  if (f_out != nullptr) add_scaled(out, f_out + (K - 1) * C, previous_out / T(2), C);
   for (int64_t c = 0; c < C; ++c) out[c] = T(2) * out[c] - T(1);
   T weight_sum, unclamped;
   int clamped;
   p.depth[ray] = ray_depth(p, weights, ray, weight_sum, unclamped, clamped);
 }
 
+// Writes grad_features[k] = (w_{k-1} + w_k) g for one sample: every gradient row is written once.
+template <typename T>
+INNOUT_HD void write_feature_grad(T* INNOUT_RESTRICT grad_row, const T* INNOUT_RESTRICT grad_out,
+                                  T coefficient, int64_t C) {
+  for (int64_t c = 0; c < C; ++c) grad_row[c] = coefficient * grad_out[c];
+}
+
 // Backward of one ray. Needs the forward's weights and transmittance (p.weights, p.transmittance).
 template <typename T>
 INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, int64_t ray) {
-  using std::exp;
   const int64_t K = p.num_samples;
   const int64_t C = p.channels;
   const T* weights = p.weights + ray * (K - 1);
@@ -168,48 +221,38 @@ INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, in
   const T* grad_out = p.grad_composite + ray * C;
   const T* f_in = p.features_in + ray * K * C;
   const T* f_out = p.features_out != nullptr ? p.features_out + ray * K * C : nullptr;
+  T* g_f_in = p.grad_features_in != nullptr ? p.grad_features_in + ray * K * C : nullptr;
+  T* g_f_out = p.grad_features_out != nullptr ? p.grad_features_out + ray * K * C : nullptr;
   const int64_t base = ray * K;
 
   // Depth: d depth / d W_i = (m_i - depth) / sum W when the weighted mean was not clamped;
   // otherwise the gradient goes to the bound that was taken.
-  T grad_depth = p.grad_depth != nullptr ? p.grad_depth[ray] : T(0);
+  const T grad_depth = p.grad_depth != nullptr ? p.grad_depth[ray] : T(0);
   T weight_sum, unclamped;
   int clamped;
   ray_depth(p, weights, ray, weight_sum, unclamped, clamped);
   const T grad_depth_mean = clamped == 0 ? grad_depth : T(0);
 
-  // Zero the per-sample outputs first: each interval adds to both of its endpoints.
-  if (p.grad_depths != nullptr)
-    for (int64_t k = 0; k < K; ++k) p.grad_depths[base + k] = T(0);
-  if (p.grad_density_in != nullptr)
-    for (int64_t k = 0; k < K; ++k) p.grad_density_in[base + k] = T(0);
-  if (p.grad_density_out != nullptr)
-    for (int64_t k = 0; k < K; ++k) p.grad_density_out[base + k] = T(0);
-  if (p.grad_blend != nullptr)
-    for (int64_t k = 0; k < K; ++k) p.grad_blend[base + k] = T(0);
-  T* g_f_in = p.grad_features_in != nullptr ? p.grad_features_in + ray * K * C : nullptr;
-  T* g_f_out = p.grad_features_out != nullptr ? p.grad_features_out + ray * K * C : nullptr;
-  if (g_f_in != nullptr)
-    for (int64_t k = 0; k < K * C; ++k) g_f_in[k] = T(0);
-  if (g_f_out != nullptr)
-    for (int64_t k = 0; k < K * C; ++k) g_f_out[k] = T(0);
-  if (p.grad_depths != nullptr && clamped != 0) {
-    p.grad_depths[base + (clamped > 0 ? K - 1 : 0)] += grad_depth;
-  }
+  // Per-sample outputs receive from both neighbouring intervals. The scan runs from the last
+  // interval down, so sample i+1 is complete after interval i: it is stored then (no zeroing pass,
+  // no read-modify-write of the large feature gradients).
+  T next_depths = T(0), next_density_in = T(0), next_density_out = T(0), next_blend = T(0);
+  T next_w_in = T(0), next_w_out = T(0);  // T_{i+1} a_{i+1} of the interval after i
+  if (p.grad_depths != nullptr && clamped > 0) next_depths = grad_depth;
+  // g . c_k for the sample after the interval (the dot products are shared by two intervals).
+  T next_dot_in = dot(grad_out, f_in + (K - 1) * C, C);
+  T next_dot_out = f_out != nullptr ? dot(grad_out, f_out + (K - 1) * C, C) : T(0);
 
-  T suffix = T(0);  // U_i: gradient of the loss with respect to T_{i+1} divided by nothing
+  // U_i = sum_{j>i} (prod_{i<k<j} s_k) v_j, so that dL/ds_i = T_i U_i (no division anywhere).
+  T suffix = T(0);
   for (int64_t i = K - 2; i >= 0; --i) {
     const IntervalState<T> s = interval_state(p, ray, i);
     const T trans = transmittance[i];
-    const T* ci = f_in + i * C;
-    const T* co = f_out != nullptr ? f_out + i * C : nullptr;
-    // dot products of the upstream gradient (x2 for F -> 2F - 1) with the midpoint colours
-    T dot_in = T(0);
-    for (int64_t c = 0; c < C; ++c) dot_in += grad_out[c] * (ci[c] + ci[c + C]);
-    T dot_out = T(0);
-    if (co != nullptr)
-      for (int64_t c = 0; c < C; ++c) dot_out += grad_out[c] * (co[c] + co[c + C]);
-    // (2 g) . (c_i + c_{i+1}) / 2 = g . (c_i + c_{i+1})
+    const T this_dot_in = dot(grad_out, f_in + i * C, C);
+    const T this_dot_out = f_out != nullptr ? dot(grad_out, f_out + i * C, C) : T(0);
+    // (2 g) . (c_i + c_{i+1}) / 2 = g . c_i + g . c_{i+1}
+    const T dot_in = this_dot_in + next_dot_in;
+    const T dot_out = this_dot_out + next_dot_out;
     T grad_w = p.grad_weights != nullptr ? p.grad_weights[ray * (K - 1) + i] : T(0);
     if (grad_depth_mean != T(0)) grad_w += grad_depth_mean * (s.mid_depth - unclamped) / weight_sum;
     const T value = s.a_in * dot_in + s.a_out * dot_out + grad_w * (s.a_in + s.a_out);
@@ -218,63 +261,58 @@ INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, in
     const T grad_a_out = trans * (dot_out + grad_w) - grad_factor * (T(1) - s.a_in);
     suffix = value + s.factor * suffix;
 
-    // colours: d F / d c_mid = T a (times 2 for 2F - 1, times 1/2 for the midpoint)
-    if (g_f_in != nullptr) {
-      const T w = trans * s.a_in;
-      T* g0 = g_f_in + i * C;
-      for (int64_t c = 0; c < C; ++c) {
-        g0[c] += w * grad_out[c];
-        g0[c + C] += w * grad_out[c];
-      }
-    }
+    // Colours: d(2F - 1) / d c_k = (2/2) (T_{k-1} a_{k-1} + T_k a_k).
+    const T w_in = trans * s.a_in;
+    const T w_out = trans * s.a_out;
+    if (g_f_in != nullptr) write_feature_grad(g_f_in + (i + 1) * C, grad_out, w_in + next_w_in, C);
     if (g_f_out != nullptr) {
-      const T w = trans * s.a_out;
-      T* g0 = g_f_out + i * C;
-      for (int64_t c = 0; c < C; ++c) {
-        g0[c] += w * grad_out[c];
-        g0[c + C] += w * grad_out[c];
-      }
+      write_feature_grad(g_f_out + (i + 1) * C, grad_out, w_out + next_w_out, C);
     }
-    // blend and opacities
+    next_w_in = w_in;
+    next_w_out = w_out;
+    next_dot_in = this_dot_in;
+    next_dot_out = this_dot_out;
+
+    // Blend and opacities.
     const T grad_alpha_in = grad_a_in * (T(1) - s.blend);
     const T grad_alpha_out = grad_a_out * s.blend;
+    const T grad_blend_mid = (grad_a_out * s.out.alpha - grad_a_in * s.in.alpha) / T(2);
     if (p.grad_blend != nullptr) {
-      const T g = (grad_a_out * s.alpha_out - grad_a_in * s.alpha_in) / T(2);
-      p.grad_blend[base + i] += g;
-      p.grad_blend[base + i + 1] += g;
+      p.grad_blend[base + i + 1] = next_blend + grad_blend_mid;
+      next_blend = grad_blend_mid;
     }
     // alpha = 1 - exp(-sigma delta): d alpha / d sigma = delta (1 - alpha), d alpha / d delta =
     // sigma (1 - alpha); sigma = softplus(raw_mid - 1): d sigma / d raw_mid = sigmoid(raw_mid - 1).
-    T grad_delta = T(0);
-    {
-      const T raw_mid = (p.density_in[base + i] + p.density_in[base + i + 1]) / T(2);
-      const T sigma = softplus(raw_mid - T(1));
-      const T decay = exp(-sigma * s.delta);
-      grad_delta += grad_alpha_in * sigma * decay;
-      if (p.grad_density_in != nullptr) {
-        const T g = grad_alpha_in * s.delta * decay * sigmoid(raw_mid - T(1)) / T(2);
-        p.grad_density_in[base + i] += g;
-        p.grad_density_in[base + i + 1] += g;
-      }
+    T grad_delta = grad_alpha_in * s.in.sigma * s.in.decay;
+    if (p.grad_density_in != nullptr) {
+      const T g = grad_alpha_in * s.delta * s.in.decay * s.in.slope / T(2);
+      p.grad_density_in[base + i + 1] = next_density_in + g;
+      next_density_in = g;
     }
     if (p.density_out != nullptr) {
-      const T raw_mid = (p.density_out[base + i] + p.density_out[base + i + 1]) / T(2);
-      const T sigma = softplus(raw_mid - T(1));
-      const T decay = exp(-sigma * s.delta);
-      grad_delta += grad_alpha_out * sigma * decay;
+      grad_delta += grad_alpha_out * s.out.sigma * s.out.decay;
       if (p.grad_density_out != nullptr) {
-        const T g = grad_alpha_out * s.delta * decay * sigmoid(raw_mid - T(1)) / T(2);
-        p.grad_density_out[base + i] += g;
-        p.grad_density_out[base + i + 1] += g;
+        const T g = grad_alpha_out * s.delta * s.out.decay * s.out.slope / T(2);
+        p.grad_density_out[base + i + 1] = next_density_out + g;
+        next_density_out = g;
       }
     }
     if (p.grad_depths != nullptr) {
       const T grad_mid = grad_depth_mean != T(0)
                              ? grad_depth_mean * trans * (s.a_in + s.a_out) / weight_sum
                              : T(0);
-      p.grad_depths[base + i] += grad_mid / T(2) - grad_delta;
-      p.grad_depths[base + i + 1] += grad_mid / T(2) + grad_delta;
+      p.grad_depths[base + i + 1] = next_depths + grad_mid / T(2) + grad_delta;
+      next_depths = grad_mid / T(2) - grad_delta;
     }
+  }
+  // Sample 0 only borders interval 0.
+  if (g_f_in != nullptr) write_feature_grad(g_f_in, grad_out, next_w_in, C);
+  if (g_f_out != nullptr) write_feature_grad(g_f_out, grad_out, next_w_out, C);
+  if (p.grad_blend != nullptr) p.grad_blend[base] = next_blend;
+  if (p.grad_density_in != nullptr) p.grad_density_in[base] = next_density_in;
+  if (p.grad_density_out != nullptr) p.grad_density_out[base] = next_density_out;
+  if (p.grad_depths != nullptr) {
+    p.grad_depths[base] = next_depths + (clamped < 0 ? grad_depth : T(0));
   }
 }
 

@@ -1,0 +1,1 @@
+"""Benchmarks that compare innout with its PyTorch reference in the same process."""
