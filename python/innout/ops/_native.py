@@ -49,6 +49,13 @@ def call(function: str, device: torch.device, dtype: torch.dtype, buffers: dict[
             addresses[key] = value
     dtype_name = "float64" if dtype == torch.float64 else "float32"
     if device.type == "cuda":
+        if not cuda_compiled():
+            raise RuntimeError(
+                "innout was built without its CUDA backend; reinstall with nvcc available "
+                "(INNOUT_CUDA=ON) to run on CUDA tensors, or use backend='reference'"
+            )
+        if not torch.cuda.is_available():
+            raise RuntimeError("CUDA tensors were given but PyTorch sees no usable CUDA device")
         context = torch.cuda.device(device)
         stream = torch.cuda.current_stream(device).cuda_stream
     elif device.type == "cpu":

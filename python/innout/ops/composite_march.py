@@ -201,6 +201,7 @@ def composite_march(
         depths, clamped to the ray's [t_first, t_last]) and weights [B, R, K-1]. Differentiable with
         respect to every input (depths included).
     """
+    _check(depths, density_in, features_in, density_out, features_out, blend)
     composite, depth, weights, _ = _composite_march(
         depths, density_in, features_in, density_out, features_out, blend
     )

@@ -138,4 +138,5 @@ def triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float 
         [B, M, C] features: mean over the planes (x, y), (x, z), (z, x) of grid_sample(bilinear,
         zero padding, align_corners=False). Differentiable with respect to planes and points.
     """
+    _check(planes, points, box_warp)  # before the dispatcher, which would only say "not a Tensor"
     return _triplane_sample(planes, points, float(box_warp))
