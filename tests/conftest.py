@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from innout.ops import _native
 
 
@@ -12,12 +11,17 @@ def cuda_usable() -> bool:
     return torch.cuda.is_available() and _native.cuda_compiled()
 
 
-CUDA_SKIP_REASON = "needs a CUDA GPU, a CUDA build of PyTorch and innout built with its CUDA backend"
+CUDA_SKIP_REASON = (
+    "needs a CUDA GPU, a CUDA build of PyTorch and innout built with its CUDA backend"
+)
 
 #: Parametrise a test over every device this machine can run: cpu always, cuda when usable.
 DEVICES = [
     "cpu",
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not cuda_usable(), reason=CUDA_SKIP_REASON)]),
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not cuda_usable(), reason=CUDA_SKIP_REASON)],
+    ),
 ]
 
 #: Tolerances for comparing innout with the reference. The kernels and the reference sum the same
@@ -28,10 +32,16 @@ TOLERANCE = {
 }
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, name: str, atol_scale: float = 1.0) -> None:
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, name: str, atol_scale: float = 1.0
+) -> None:
     tol = TOLERANCE[expected.dtype]
     torch.testing.assert_close(
-        actual, expected, rtol=tol["rtol"], atol=tol["atol"] * atol_scale, equal_nan=True,
+        actual,
+        expected,
+        rtol=tol["rtol"],
+        atol=tol["atol"] * atol_scale,
+        equal_nan=True,
         msg=lambda m: f"{name}: {m}",
     )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from innout import ops
 
 F32, F64 = torch.float32, torch.float64
@@ -15,25 +14,85 @@ def planes(*shape, dtype=F32):
 
 
 TRIPLANE_CASES = [
-    ("planes rank", lambda: ops.triplane_sample(planes(3, 4, 5, 5), planes(1, 10, 3)), ValueError, "[B or 1, 3, C, H, W]"),
-    ("points rank", lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(10, 3)), ValueError, "[B, M, 3]"),
-    ("two planes", lambda: ops.triplane_sample(planes(1, 2, 4, 5, 5), planes(1, 10, 3)), ValueError, "3 planes"),
-    ("2-D points", lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(1, 10, 2)), ValueError, "[B, M, 3]"),
-    ("batch mismatch", lambda: ops.triplane_sample(planes(2, 3, 4, 5, 5), planes(3, 10, 3)), ValueError, "planes batch must be 1"),
-    ("int planes", lambda: ops.triplane_sample(torch.ones(1, 3, 4, 5, 5, dtype=torch.int32), planes(1, 10, 3)), TypeError, "float32 or float64"),
-    ("half points", lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(1, 10, 3).half()), TypeError, "float32 or float64"),
-    ("mixed dtypes", lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5, dtype=F64), planes(1, 10, 3)), TypeError, "share one dtype"),
-    ("empty planes", lambda: ops.triplane_sample(planes(1, 3, 4, 0, 5), planes(1, 10, 3)), ValueError, "C, H, W > 0"),
-    ("box_warp", lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(1, 10, 3), 0.0), ValueError, "box_warp must be > 0"),
-    ("not a tensor", lambda: ops.triplane_sample([[1.0]], planes(1, 10, 3)), TypeError, "must be a tensor"),
+    (
+        "planes rank",
+        lambda: ops.triplane_sample(planes(3, 4, 5, 5), planes(1, 10, 3)),
+        ValueError,
+        "[B or 1, 3, C, H, W]",
+    ),
+    (
+        "points rank",
+        lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(10, 3)),
+        ValueError,
+        "[B, M, 3]",
+    ),
+    (
+        "two planes",
+        lambda: ops.triplane_sample(planes(1, 2, 4, 5, 5), planes(1, 10, 3)),
+        ValueError,
+        "3 planes",
+    ),
+    (
+        "2-D points",
+        lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(1, 10, 2)),
+        ValueError,
+        "[B, M, 3]",
+    ),
+    (
+        "batch mismatch",
+        lambda: ops.triplane_sample(planes(2, 3, 4, 5, 5), planes(3, 10, 3)),
+        ValueError,
+        "planes batch must be 1",
+    ),
+    (
+        "int planes",
+        lambda: ops.triplane_sample(torch.ones(1, 3, 4, 5, 5, dtype=torch.int32), planes(1, 10, 3)),
+        TypeError,
+        "float32 or float64",
+    ),
+    (
+        "half points",
+        lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(1, 10, 3).half()),
+        TypeError,
+        "float32 or float64",
+    ),
+    (
+        "mixed dtypes",
+        lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5, dtype=F64), planes(1, 10, 3)),
+        TypeError,
+        "share one dtype",
+    ),
+    (
+        "empty planes",
+        lambda: ops.triplane_sample(planes(1, 3, 4, 0, 5), planes(1, 10, 3)),
+        ValueError,
+        "C, H, W > 0",
+    ),
+    (
+        "box_warp",
+        lambda: ops.triplane_sample(planes(1, 3, 4, 5, 5), planes(1, 10, 3), 0.0),
+        ValueError,
+        "box_warp must be > 0",
+    ),
+    (
+        "not a tensor",
+        lambda: ops.triplane_sample([[1.0]], planes(1, 10, 3)),
+        TypeError,
+        "must be a tensor",
+    ),
 ]
 
 
 def march_inputs(batch=2, rays=3, samples=8, channels=4):
     d = torch.sort(torch.rand(batch, rays, samples), -1).values
-    return [d, torch.randn(batch, rays, samples), torch.rand(batch, rays, samples, channels),
-            torch.randn(batch, rays, samples), torch.rand(batch, rays, samples, channels),
-            torch.rand(batch, rays, samples)]
+    return [
+        d,
+        torch.randn(batch, rays, samples),
+        torch.rand(batch, rays, samples, channels),
+        torch.randn(batch, rays, samples),
+        torch.rand(batch, rays, samples, channels),
+        torch.rand(batch, rays, samples),
+    ]
 
 
 def with_replaced(index, value):
@@ -44,26 +103,93 @@ def with_replaced(index, value):
 
 MARCH_CASES = [
     ("depths rank", with_replaced(0, torch.rand(2, 3)), ValueError, "[B, R, K]"),
-    ("density shape", with_replaced(1, torch.rand(2, 3, 7)), ValueError, "density_in must have shape [B, R, K]"),
+    (
+        "density shape",
+        with_replaced(1, torch.rand(2, 3, 7)),
+        ValueError,
+        "density_in must have shape [B, R, K]",
+    ),
     ("features rank", with_replaced(2, torch.rand(2, 3, 8)), ValueError, "[B, R, K, C]"),
-    ("features samples", with_replaced(2, torch.rand(2, 3, 9, 4)), ValueError, "features_in must have shape"),
-    ("ood channels", with_replaced(4, torch.rand(2, 3, 8, 5)), ValueError, "features_out must have shape"),
+    (
+        "features samples",
+        with_replaced(2, torch.rand(2, 3, 9, 4)),
+        ValueError,
+        "features_in must have shape",
+    ),
+    (
+        "ood channels",
+        with_replaced(4, torch.rand(2, 3, 8, 5)),
+        ValueError,
+        "features_out must have shape",
+    ),
     ("blend batch", with_replaced(5, torch.rand(1, 3, 8)), ValueError, "blend must have shape"),
     ("partial ood", with_replaced(5, None), ValueError, "must be given together"),
-    ("float64 blend", with_replaced(5, torch.rand(2, 3, 8, dtype=F64)), TypeError, "share one dtype"),
-    ("int density", with_replaced(1, torch.ones(2, 3, 8, dtype=torch.int64)), TypeError, "float32 or float64"),
+    (
+        "float64 blend",
+        with_replaced(5, torch.rand(2, 3, 8, dtype=F64)),
+        TypeError,
+        "share one dtype",
+    ),
+    (
+        "int density",
+        with_replaced(1, torch.ones(2, 3, 8, dtype=torch.int64)),
+        TypeError,
+        "float32 or float64",
+    ),
     ("one sample", lambda: ops.composite_march(*march_inputs(samples=1)), ValueError, "K >= 2"),
-    ("no channels", lambda: ops.composite_march(*march_inputs(channels=0)), ValueError, "at least 1 channel"),
+    (
+        "no channels",
+        lambda: ops.composite_march(*march_inputs(channels=0)),
+        ValueError,
+        "at least 1 channel",
+    ),
 ]
 
 SAMPLER_CASES = [
-    ("few coarse samples", lambda: ops.importance_sample(torch.rand(1, 2, 3), torch.rand(1, 2, 2), 4), ValueError, "K >= 4"),
-    ("weights shape", lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.rand(1, 2, 8), 4), ValueError, "[B, R, K-1]"),
-    ("uniforms shape", lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.rand(1, 2, 7), 4, uniforms=torch.rand(1, 2, 5)), ValueError, "uniforms must have shape (1, 2, 4)"),
-    ("negative count", lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.rand(1, 2, 7), -1), ValueError, "num_importance must be >= 0"),
-    ("near rank", lambda: ops.stratified_sample(torch.rand(4), torch.rand(4), 8), ValueError, "[B, R]"),
-    ("far shape", lambda: ops.stratified_sample(torch.rand(1, 4), torch.rand(1, 5), 8), ValueError, "far must have shape"),
-    ("one sample", lambda: ops.stratified_sample(torch.rand(1, 4), torch.rand(1, 4), 1), ValueError, "at least 2 samples"),
+    (
+        "few coarse samples",
+        lambda: ops.importance_sample(torch.rand(1, 2, 3), torch.rand(1, 2, 2), 4),
+        ValueError,
+        "K >= 4",
+    ),
+    (
+        "weights shape",
+        lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.rand(1, 2, 8), 4),
+        ValueError,
+        "[B, R, K-1]",
+    ),
+    (
+        "uniforms shape",
+        lambda: ops.importance_sample(
+            torch.rand(1, 2, 8), torch.rand(1, 2, 7), 4, uniforms=torch.rand(1, 2, 5)
+        ),
+        ValueError,
+        "uniforms must have shape (1, 2, 4)",
+    ),
+    (
+        "negative count",
+        lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.rand(1, 2, 7), -1),
+        ValueError,
+        "num_importance must be >= 0",
+    ),
+    (
+        "near rank",
+        lambda: ops.stratified_sample(torch.rand(4), torch.rand(4), 8),
+        ValueError,
+        "[B, R]",
+    ),
+    (
+        "far shape",
+        lambda: ops.stratified_sample(torch.rand(1, 4), torch.rand(1, 5), 8),
+        ValueError,
+        "far must have shape",
+    ),
+    (
+        "one sample",
+        lambda: ops.stratified_sample(torch.rand(1, 4), torch.rand(1, 4), 1),
+        ValueError,
+        "at least 2 samples",
+    ),
 ]
 
 
@@ -102,7 +228,9 @@ def test_cuda_tensors_without_cuda_give_a_clear_error():
     from innout.ops import _native
 
     with pytest.raises((RuntimeError, ValueError)) as info:
-        _native.call("stratified_sample", torch.device("cuda"), F32, {"num_rays": 0, "num_samples": 2})
+        _native.call(
+            "stratified_sample", torch.device("cuda"), F32, {"num_rays": 0, "num_samples": 2}
+        )
     assert "CUDA" in str(info.value) or "cuda" in str(info.value)
 
 

@@ -5,15 +5,25 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import DEVICES, assert_close, grads_of
-
 from innout import ops
 from innout.ops import reference
 
 NAMES = ["depths", "density_in", "features_in", "density_out", "features_out", "blend"]
 
 
-def make_inputs(batch, rays, samples, channels, dtype, device, seed=0, ood=True, blend=None,
-                density_scale=4.0, coincident=False):
+def make_inputs(
+    batch,
+    rays,
+    samples,
+    channels,
+    dtype,
+    device,
+    seed=0,
+    ood=True,
+    blend=None,
+    density_scale=4.0,
+    coincident=False,
+):
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape):
@@ -29,7 +39,11 @@ def make_inputs(batch, rays, samples, channels, dtype, device, seed=0, ood=True,
         rand(batch, rays, samples, channels),
     ]
     if ood:
-        b = rand(batch, rays, samples) if blend is None else torch.full((batch, rays, samples), blend, dtype=dtype)
+        b = (
+            rand(batch, rays, samples)
+            if blend is None
+            else torch.full((batch, rays, samples), blend, dtype=dtype)
+        )
         tensors += [
             density_scale * torch.randn(batch, rays, samples, generator=g, dtype=dtype),
             rand(batch, rays, samples, channels),
@@ -70,7 +84,9 @@ def test_outputs_and_all_gradients_match_reference(device, dtype, shape, ood):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("blend", [0.0, 1.0])
 def test_constant_blend_edge_values(device, blend):
-    check_against_reference(make_inputs(2, 9, 16, 4, torch.float64, device, blend=blend), f"b={blend}")
+    check_against_reference(
+        make_inputs(2, 9, 16, 4, torch.float64, device, blend=blend), f"b={blend}"
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -92,7 +108,8 @@ def test_ray_march_matches_reference(device, dtype):
         assert_close(a, b, label)
     upstream = [torch.randn_like(o) for o in out]
     for label, a, b in zip(
-        NAMES, grads_of(out, [depths, density, features], upstream),
+        NAMES,
+        grads_of(out, [depths, density, features], upstream),
         grads_of(expected, [depths, density, features], upstream),
     ):
         assert_close(a, b, f"grad_{label}", atol_scale=10.0)
@@ -120,7 +137,9 @@ def test_all_transparent_rays_clamp_depth_to_last_sample(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_coincident_depths(device):
-    check_against_reference(make_inputs(2, 7, 15, 3, torch.float64, device, coincident=True), "coincident")
+    check_against_reference(
+        make_inputs(2, 7, 15, 3, torch.float64, device, coincident=True), "coincident"
+    )
 
 
 @pytest.mark.parametrize("which", NAMES)
@@ -183,7 +202,10 @@ def test_nan_density_propagates_to_its_ray_only():
         inputs[1][0, 2, 3] = float("nan")
     composite, _, weights = ops.composite_march(*inputs)
     assert torch.isnan(composite[0, 2]).all()
-    assert torch.isfinite(composite[0, [0, 1, 3]]).all() and torch.isfinite(weights[0, [0, 1, 3]]).all()
+    assert (
+        torch.isfinite(composite[0, [0, 1, 3]]).all()
+        and torch.isfinite(weights[0, [0, 1, 3]]).all()
+    )
 
 
 def test_meta_tensors_infer_shapes():

@@ -1,4 +1,4 @@
-"""Builds the C++ core on its own (no Python, no CUDA) and runs its ctest suite in this pytest run."""
+"""Builds the C++ core alone (no Python, no CUDA) and runs its ctest suite in this pytest run."""
 
 from __future__ import annotations
 
@@ -11,19 +11,36 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("ctest") is None, reason="needs cmake and ctest")
+@pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("ctest") is None, reason="needs cmake and ctest"
+)
 def test_ctest_suite_passes(tmp_path):
     build = tmp_path / "build"
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     configure = subprocess.run(
-        ["cmake", "-S", str(ROOT), "-B", str(build), *generator, "-DINNOUT_BUILD_TESTS=ON",
-         "-DINNOUT_BUILD_PYTHON=OFF", "-DINNOUT_CUDA=OFF", "-DCMAKE_BUILD_TYPE=Release"],
-        capture_output=True, text=True,
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            *generator,
+            "-DINNOUT_BUILD_TESTS=ON",
+            "-DINNOUT_BUILD_PYTHON=OFF",
+            "-DINNOUT_CUDA=OFF",
+            "-DCMAKE_BUILD_TYPE=Release",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert configure.returncode == 0, configure.stdout + configure.stderr
-    compile_ = subprocess.run(["cmake", "--build", str(build), "-j", "2"], capture_output=True, text=True)
+    compile_ = subprocess.run(
+        ["cmake", "--build", str(build), "-j", "2"], capture_output=True, text=True
+    )
     assert compile_.returncode == 0, compile_.stdout + compile_.stderr
-    run = subprocess.run(["ctest", "--output-on-failure"], cwd=build, capture_output=True, text=True)
+    run = subprocess.run(
+        ["ctest", "--output-on-failure"], cwd=build, capture_output=True, text=True
+    )
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "100% tests passed" in run.stdout

@@ -6,9 +6,8 @@ import json
 import subprocess
 import sys
 
-import torch
-
 import innout
+import torch
 from innout import _C
 from innout.bench import kernels
 from innout.cli import main
@@ -43,7 +42,10 @@ def test_kernel_benchmark_compares_both_implementations(tmp_path, monkeypatch):
     small = {"rays": 64, "samples": 16, "channels": 4, "plane_size": 8}
     monkeypatch.setitem(kernels.WORKLOADS, "tiny", small)
     target = tmp_path / "bench.json"
-    assert main(["bench", "kernels", "--workload", "tiny", "--repeats", "1", "--json", str(target)]) == 0
+    assert (
+        main(["bench", "kernels", "--workload", "tiny", "--repeats", "1", "--json", str(target)])
+        == 0
+    )
     report = json.loads(target.read_text())
     assert {r["op"] for r in report["results"]} == set(kernels.ALL_OPS)
     for result in report["results"]:

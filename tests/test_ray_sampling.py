@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import DEVICES, assert_close
-
 from innout import ops
 from innout.ops import reference
 
 
 def coarse_pass(batch, rays, samples, dtype, device, seed=0):
     g = torch.Generator().manual_seed(seed)
-    depths = torch.sort(2.25 + 1.05 * torch.rand(batch, rays, samples, generator=g, dtype=dtype), -1).values
+    depths = torch.sort(
+        2.25 + 1.05 * torch.rand(batch, rays, samples, generator=g, dtype=dtype), -1
+    ).values
     density = 5 * torch.randn(batch, rays, samples, generator=g, dtype=dtype)
     features = torch.rand(batch, rays, samples, 3, generator=g, dtype=dtype)
     weights = reference.ray_march(depths, density, features)[2]
@@ -97,5 +98,7 @@ def test_opcheck():
     uniforms = torch.rand(2, 5, 6)
     torch.library.opcheck(torch.ops.innout.importance_sample.default, (depths, weights, uniforms))
     near, far = torch.full((2, 5), 2.0), torch.full((2, 5), 3.0)
-    torch.library.opcheck(torch.ops.innout.stratified_sample.default, (near, far, 8, torch.rand(2, 5, 8)))
+    torch.library.opcheck(
+        torch.ops.innout.stratified_sample.default, (near, far, 8, torch.rand(2, 5, 8))
+    )
     torch.library.opcheck(torch.ops.innout.stratified_sample.default, (near, far, 8, None))

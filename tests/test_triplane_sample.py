@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import DEVICES, assert_close, grads_of
-
 from innout import ops
 from innout.ops import reference
 
 
-def make_inputs(batch, plane_batch, points, channels, height, width, dtype, device, seed=0, spread=1.3):
+def make_inputs(
+    batch, plane_batch, points, channels, height, width, dtype, device, seed=0, spread=1.3
+):
     generator = torch.Generator().manual_seed(seed)
     planes = torch.randn(plane_batch, 3, channels, height, width, generator=generator, dtype=dtype)
     # spread > 1 puts some points outside the cube, where zero padding applies.
@@ -21,9 +22,9 @@ def make_inputs(batch, plane_batch, points, channels, height, width, dtype, devi
 SHAPES = [
     # batch, plane batch, points, channels, height, width
     (1, 1, 200, 32, 16, 16),
-    (3, 3, 77, 5, 9, 13),   # non-square planes, odd sizes
-    (4, 1, 50, 8, 12, 7),   # planes shared across the batch (In-N-Out's object tri-plane)
-    (2, 2, 1, 1, 1, 1),     # 1x1 planes, one channel, one point
+    (3, 3, 77, 5, 9, 13),  # non-square planes, odd sizes
+    (4, 1, 50, 8, 12, 7),  # planes shared across the batch (In-N-Out's object tri-plane)
+    (2, 2, 1, 1, 1, 1),  # 1x1 planes, one channel, one point
 ]
 
 
@@ -67,11 +68,17 @@ def test_points_on_texel_centres_borders_and_outside(device):
     # (2 j + 1) / W - 1 are texel centres, |x| > 1 is outside (zero padding), far outside too.
     special = [-1.0, 1.0, -1.0 + 1.0 / width, 1.0 - 1.0 / width, 0.0, 1.2, -1.7, 40.0, -1e6]
     grid = torch.tensor(special, dtype=dtype)
-    points = torch.stack(torch.meshgrid(grid, grid, grid[:4], indexing="ij"), -1).reshape(1, -1, 3) / 2
+    points = (
+        torch.stack(torch.meshgrid(grid, grid, grid[:4], indexing="ij"), -1).reshape(1, -1, 3) / 2
+    )
     points = points.to(device)
-    assert_close(ops.triplane_sample(planes, points), reference.triplane_sample(planes, points), "features")
+    assert_close(
+        ops.triplane_sample(planes, points), reference.triplane_sample(planes, points), "features"
+    )
     far = torch.tensor([[[1e6, -1e6, 1e6], [-1e30, 1e30, 0.0]]], dtype=dtype, device=device)
-    assert torch.equal(ops.triplane_sample(planes, far), torch.zeros(1, 2, 3, dtype=dtype, device=device))
+    assert torch.equal(
+        ops.triplane_sample(planes, far), torch.zeros(1, 2, 3, dtype=dtype, device=device)
+    )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -90,7 +97,9 @@ def test_nan_points_propagate_without_crashing(device):
 
 def test_gradcheck_float64():
     planes, points = make_inputs(2, 1, 6, 3, 5, 4, torch.float64, "cpu", spread=1.1)
-    assert torch.autograd.gradcheck(lambda pl, pt: ops.triplane_sample(pl, pt, 0.9), (planes, points))
+    assert torch.autograd.gradcheck(
+        lambda pl, pt: ops.triplane_sample(pl, pt, 0.9), (planes, points)
+    )
 
 
 def test_opcheck():

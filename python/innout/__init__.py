@@ -1,4 +1,4 @@
-"""innout: invert and edit face videos with a 3-D-aware GAN (EG3D) and In-N-Out's composite renderer.
+"""innout: invert and edit face videos with a 3-D-aware GAN (EG3D) and In-N-Out's renderer.
 
 Importing innout never compiles anything and works without a GPU or a CUDA driver.
 """

@@ -41,8 +41,10 @@ class OpResult:
     reference_forward_ms: float
     innout_total_ms: float | None  # forward + backward; None for ops without gradient
     reference_total_ms: float | None
-    innout_peak_bytes: int | None
+    innout_peak_bytes: int | None  # forward + backward
     reference_peak_bytes: int | None
+    innout_forward_peak_bytes: int | None  # forward with autograd on: outputs + saved for backward
+    reference_forward_peak_bytes: int | None
 
     @property
     def forward_speedup(self) -> float:
@@ -59,6 +61,12 @@ class OpResult:
         if not self.innout_peak_bytes or not self.reference_peak_bytes:
             return None
         return self.innout_peak_bytes / self.reference_peak_bytes
+
+    @property
+    def forward_memory_ratio(self) -> float | None:
+        if not self.innout_forward_peak_bytes or not self.reference_forward_peak_bytes:
+            return None
+        return self.innout_forward_peak_bytes / self.reference_forward_peak_bytes
 
 
 def _synchronize(device: torch.device) -> None:
@@ -119,7 +127,9 @@ def _inputs(op: str, workload: dict, device: torch.device, seed: int) -> dict:
             blend=rand(1, rays, samples),
         )
     if op == "importance_sample":
-        weights = reference.ray_march(tensors["depths"], tensors["density_in"], tensors["features_in"])[2]
+        weights = reference.ray_march(
+            tensors["depths"], tensors["density_in"], tensors["features_in"]
+        )[2]
         return {"depths": depths, "weights": weights, "uniforms": rand(1, rays, samples // 2)}
     return {k: v.requires_grad_() for k, v in tensors.items()}
 
@@ -135,8 +145,12 @@ def _callables(op: str, inputs: dict) -> tuple[Callable, Callable, bool]:
     if op == "importance_sample":
         n = inputs["uniforms"].shape[-1]
         return (
-            lambda: ops.importance_sample(inputs["depths"], inputs["weights"], n, uniforms=inputs["uniforms"]),
-            lambda: reference.importance_sample(inputs["depths"], inputs["weights"], inputs["uniforms"]),
+            lambda: ops.importance_sample(
+                inputs["depths"], inputs["weights"], n, uniforms=inputs["uniforms"]
+            ),
+            lambda: reference.importance_sample(
+                inputs["depths"], inputs["weights"], inputs["uniforms"]
+            ),
             False,
         )
     names = ["depths", "density_in", "features_in", "density_out", "features_out", "blend"]
@@ -179,6 +193,8 @@ def benchmark_op(op: str, workload_name: str, device: torch.device, repeats: int
         reference_total_ms=reference_total,
         innout_peak_bytes=peak_bytes(measured_innout, device),
         reference_peak_bytes=peak_bytes(measured_reference, device),
+        innout_forward_peak_bytes=peak_bytes(innout_fn, device),
+        reference_forward_peak_bytes=peak_bytes(reference_fn, device),
     )
 
 
@@ -186,7 +202,10 @@ def _git_commit() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=5,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.SubprocessError):
@@ -243,15 +262,19 @@ def format_table(report: dict) -> str:
         f"({report['machine']}), commit {report['commit']}, median of {report['repeats']}",
         "",
         "| op | shape | fwd innout | fwd ref | fwd speedup | fwd+bwd innout | fwd+bwd ref "
-        "| fwd+bwd speedup | peak MiB innout | peak MiB ref | memory ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| fwd+bwd speedup | fwd+bwd peak MiB innout / ref | ratio "
+        "| fwd (autograd) peak MiB innout / ref | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r.op} | {r.shape} | {_ms(r.innout_forward_ms)} | {_ms(r.reference_forward_ms)} "
-            f"| {_ratio(r.forward_speedup)} | {_ms(r.innout_total_ms)} | {_ms(r.reference_total_ms)} "
-            f"| {_ratio(r.total_speedup)} | {_mib(r.innout_peak_bytes)} "
-            f"| {_mib(r.reference_peak_bytes)} | {_ratio(r.memory_ratio)} |"
+            f"| {_ratio(r.forward_speedup)} | {_ms(r.innout_total_ms)} "
+            f"| {_ms(r.reference_total_ms)} "
+            f"| {_ratio(r.total_speedup)} | {_mib(r.innout_peak_bytes)} / "
+            f"{_mib(r.reference_peak_bytes)} | {_ratio(r.memory_ratio)} "
+            f"| {_mib(r.innout_forward_peak_bytes)} / {_mib(r.reference_forward_peak_bytes)} "
+            f"| {_ratio(r.forward_memory_ratio)} |"
         )
     return "\n".join(lines)
 
@@ -265,6 +288,7 @@ def write_json(report: dict, path: str) -> None:
             "forward_speedup": r.forward_speedup,
             "total_speedup": r.total_speedup,
             "memory_ratio": r.memory_ratio,
+            "forward_memory_ratio": r.forward_memory_ratio,
         }
         for r in report["results"]
     ]

@@ -1,4 +1,4 @@
-"""Peak memory of a callable: device allocator statistics on CUDA, resident-set high-water mark on CPU.
+"""Peak memory of a callable: allocator statistics on CUDA, resident-set high-water mark on CPU.
 
 On the CPU PyTorch keeps no allocation statistics, so the peak is read from the kernel's own
 accounting: /proc/self/clear_refs resets VmHWM to the current resident size, the callable runs, and

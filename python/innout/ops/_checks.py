@@ -10,7 +10,7 @@ FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 def check_tensor(op: str, name: str, tensor: object, expected: str, ndim: int) -> torch.Tensor:
-    """Checks that `tensor` is a float32/float64 tensor of rank `ndim`; `expected` is its shape text."""
+    """Checks that `tensor` is a float32/float64 tensor of rank `ndim` (`expected`: shape text)."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a tensor {expected}, got {type(tensor).__name__}")
     if tensor.dim() != ndim:

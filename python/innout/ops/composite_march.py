@@ -146,8 +146,20 @@ def _composite_march_backward(
 
 
 @_composite_march_backward.register_fake
-def _(grad_composite, grad_depth, grad_weights, depths, density_in, features_in, density_out,
-      features_out, blend, weights, transmittance, needs_grad):
+def _(
+    grad_composite,
+    grad_depth,
+    grad_weights,
+    depths,
+    density_in,
+    features_in,
+    density_out,
+    features_out,
+    blend,
+    weights,
+    transmittance,
+    needs_grad,
+):
     inputs = (depths, density_in, features_in, density_out, features_out, blend)
     return tuple(
         torch.empty_like(source) if (need and source is not None) else depths.new_empty(0)

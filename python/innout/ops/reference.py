@@ -28,8 +28,9 @@ def triplane_project(points: torch.Tensor, box_warp: float) -> torch.Tensor:
         box_warp: side of the cube [-box_warp/2, box_warp/2]^3 spanned by the planes.
 
     Returns:
-        [B, 3, M, 2] grid_sample coordinates in [-1, 1]: (x, y), (x, z) and (z, x). The third pair is
-        what EG3D's projection matrices produce (not (y, z)); pretrained weights depend on it.
+        [B, 3, M, 2] grid_sample coordinates in [-1, 1]: (x, y), (x, z) and (z, x). The third
+        pair is what EG3D's projection matrices produce (not (y, z)); pretrained weights depend
+        on it.
     """
     coords = points * (2.0 / box_warp)
     return torch.stack(
@@ -38,7 +39,9 @@ def triplane_project(points: torch.Tensor, box_warp: float) -> torch.Tensor:
     )
 
 
-def triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+def triplane_sample(
+    planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0
+) -> torch.Tensor:
     """Mean of the bilinear samples of the three planes at each point.
 
     Args:
@@ -64,7 +67,7 @@ def triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float 
 
 
 def _interval_alpha(raw_density: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
-    """alpha = 1 - exp(-softplus(raw_mid - 1) * delta) over the K-1 intervals. [..., K] -> [..., K-1]."""
+    """alpha = 1 - exp(-softplus(raw_mid - 1) delta) per interval: [..., K] -> [..., K-1]."""
     raw_mid = (raw_density[..., :-1] + raw_density[..., 1:]) / 2
     return 1 - torch.exp(-F.softplus(raw_mid - 1) * deltas)
 
@@ -83,7 +86,9 @@ def _ray_depth(weights: torch.Tensor, depths: torch.Tensor) -> torch.Tensor:
     # sending 0/0 through the division's gradient (which would be NaN, not 0).
     has_weight = weight_total > 0
     safe_total = torch.where(has_weight, weight_total, torch.ones_like(weight_total))
-    depth = torch.where(has_weight, numerator / safe_total, torch.full_like(numerator, float("inf")))
+    depth = torch.where(
+        has_weight, numerator / safe_total, torch.full_like(numerator, float("inf"))
+    )
     return torch.clamp(depth, depths[..., 0], depths[..., -1])
 
 
@@ -166,7 +171,9 @@ def stratified_sample(
     return depths
 
 
-def importance_sample(depths: torch.Tensor, weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+def importance_sample(
+    depths: torch.Tensor, weights: torch.Tensor, uniforms: torch.Tensor
+) -> torch.Tensor:
     """EG3D's sample_importance + sample_pdf.
 
     Args:

@@ -19,7 +19,9 @@ def _check(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> None:
     check_tensor(_OP, "points", points, "[B, M, 3]", 3)
     check_same(_OP, [("planes", planes), ("points", points)])
     if planes.shape[1] != 3:
-        raise ValueError(f"{_OP}: planes must have 3 planes in dim 1, got shape {tuple(planes.shape)}")
+        raise ValueError(
+            f"{_OP}: planes must have 3 planes in dim 1, got shape {tuple(planes.shape)}"
+        )
     if points.shape[2] != 3:
         raise ValueError(f"{_OP}: points must have shape [B, M, 3], got {tuple(points.shape)}")
     if planes.shape[0] not in (1, points.shape[0]):
@@ -96,7 +98,9 @@ def _triplane_sample_backward(
         )
         _native.call("triplane_sample_backward", points.device, points.dtype, buffers)
     grad_planes = (
-        grad_planes_last.permute(0, 1, 4, 2, 3).contiguous() if need_grad_planes else grad_planes_last
+        grad_planes_last.permute(0, 1, 4, 2, 3).contiguous()
+        if need_grad_planes
+        else grad_planes_last
     )
     return grad_planes, grad_points
 
@@ -126,11 +130,13 @@ def _backward(ctx, grad_features):
 _triplane_sample.register_autograd(_backward, setup_context=_setup_context)
 
 
-def triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0) -> torch.Tensor:
+def triplane_sample(
+    planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0
+) -> torch.Tensor:
     """Tri-plane features of points: the mean of three bilinear samples (EG3D, METHOD.md section 2).
 
     Args:
-        planes: [B or 1, 3, C, H, W] float32/float64 tri-planes; a batch of 1 is shared by all points.
+        planes: [B or 1, 3, C, H, W] float32/float64 tri-planes (a batch of 1 is shared).
         points: [B, M, 3] world coordinates, same dtype and device.
         box_warp: side of the cube [-box_warp/2, box_warp/2]^3 the planes span (EG3D: 1).
 
