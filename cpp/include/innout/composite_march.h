@@ -165,6 +165,7 @@ INNOUT_HD void add_scaled(T* INNOUT_RESTRICT out, const T* INNOUT_RESTRICT featu
 template <typename T>
 INNOUT_HD T dot(const T* INNOUT_RESTRICT a, const T* INNOUT_RESTRICT b, int64_t C) {
   T sum = T(0);
+  INNOUT_SIMD_SUM(sum)
   for (int64_t c = 0; c < C; ++c) sum += a[c] * b[c];
   return sum;
 }

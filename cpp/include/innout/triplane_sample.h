@@ -111,8 +111,12 @@ INNOUT_HD int64_t triplane_plane_batch_index(const TriplaneSampleParams<T>& p, i
   return p.plane_batch == 1 ? 0 : b;
 }
 
+// Channels accumulated in registers at a time by the forward.
+constexpr int64_t kTriplaneChannelBlock = 32;
+
 // Forward for point (b, m), channels [c_begin, c_end): writes features[b, m, c].
-// Accumulates in the point's own output row; the mean divides by 3 at the end, as torch.mean does.
+// Sums into a local block (registers / stack, not the output row, which the compiler would have to
+// assume aliases the planes) and divides by 3 at the end, as torch.mean does.
 template <typename T>
 INNOUT_HD void triplane_sample_point(const TriplaneSampleParams<T>& p, int64_t b, int64_t m,
                                      int64_t c_begin, int64_t c_end) {
@@ -125,20 +129,28 @@ INNOUT_HD void triplane_sample_point(const TriplaneSampleParams<T>& p, int64_t b
   const T scale = T(2) / p.box_warp;
   const int64_t plane_size = p.height * p.width * p.channels;
   const T* plane_base = p.planes + triplane_plane_batch_index(p, b) * 3 * plane_size;
-  for (int64_t c = c_begin; c < c_end; ++c) out[c] = T(0);
+  BilinearTaps<T> taps[3];
   for (int k = 0; k < 3; ++k) {
     T gx, gy;
     triplane_project(point, k, scale, gx, gy);
-    const BilinearTaps<T> taps = bilinear_taps(gx, gy, p.height, p.width);
-    const T* plane = plane_base + k * plane_size;
-    for (int corner = 0; corner < 4; ++corner) {
-      if (!taps.valid[corner]) continue;
-      const T* texel = plane + taps.texel[corner] * p.channels;
-      const T w = taps.weight[corner];
-      for (int64_t c = c_begin; c < c_end; ++c) out[c] += w * texel[c];
-    }
+    taps[k] = bilinear_taps(gx, gy, p.height, p.width);
   }
-  for (int64_t c = c_begin; c < c_end; ++c) out[c] /= T(3);
+  for (int64_t block = c_begin; block < c_end; block += kTriplaneChannelBlock) {
+    const int64_t count =
+        c_end - block < kTriplaneChannelBlock ? c_end - block : kTriplaneChannelBlock;
+    T sum[kTriplaneChannelBlock];
+    for (int64_t c = 0; c < count; ++c) sum[c] = T(0);
+    for (int k = 0; k < 3; ++k) {
+      const T* plane = plane_base + k * plane_size + block;
+      for (int corner = 0; corner < 4; ++corner) {
+        if (!taps[k].valid[corner]) continue;
+        const T* INNOUT_RESTRICT texel = plane + taps[k].texel[corner] * p.channels;
+        const T w = taps[k].weight[corner];
+        for (int64_t c = 0; c < count; ++c) sum[c] += w * texel[c];
+      }
+    }
+    for (int64_t c = 0; c < count; ++c) out[block + c] = sum[c] / T(3);
+  }
 }
 
 // Gradient of the loss with respect to point (b, m): grad_points[b, m, :].
@@ -162,6 +174,7 @@ INNOUT_HD void triplane_sample_grad_point(const TriplaneSampleParams<T>& p, int6
       if (!taps.valid[corner]) continue;
       const T* texel = plane + taps.texel[corner] * p.channels;
       T dot = T(0);
+      INNOUT_SIMD_SUM(dot)
       for (int64_t c = 0; c < p.channels; ++c) dot += grad_out[c] * texel[c];
       grad_ix += taps.dweight_dix[corner] * dot;
       grad_iy += taps.dweight_diy[corner] * dot;

@@ -2,8 +2,9 @@
 
 For every op the forward and the forward+backward are timed for innout and for
 :mod:`innout.ops.reference` on the same inputs, and their peak memory is measured; the table gives
-the ratios. Workloads (DESIGN/issue): ``eg3d`` = 1 x 128x128 rays x 96 samples x 32 channels with
-3 x 32 x 256 x 256 planes, ``tiny`` = 64x64 rays x 64 samples with 3 x 32 x 128 x 128 planes.
+the ratios. Workloads: ``eg3d`` = 1 x 128x128 rays x 96 samples x 32 channels with
+3 x 32 x 256 x 256 planes, ``tiny`` = 64x64 rays x 64 samples with 3 x 32 x 128 x 128 planes. The
+tri-plane points lie along the rays of a frontal camera, as in rendering.
 """
 
 from __future__ import annotations
@@ -102,6 +103,25 @@ def _forward_backward(function: Callable[[], tuple], inputs: list[torch.Tensor],
     return run
 
 
+def _frontal_ray_points(rays: int, depths: torch.Tensor) -> torch.Tensor:
+    """[1, rays * K, 3] sample points of a square image's rays, as a renderer produces them.
+
+    A frontal FFHQ camera (radius 2.7 on +z, looking at the origin, normalised focal 4.2647), one
+    ray per pixel centre, at the given depths: neighbouring points are neighbours in the planes
+    too, so memory is accessed as in real rendering, not as for uniformly scattered points.
+    """
+    resolution = int(round(rays**0.5))
+    pixels = torch.arange(resolution, dtype=depths.dtype, device=depths.device)
+    centres = (pixels + 0.5) / resolution
+    v, u = torch.meshgrid(centres, centres, indexing="ij")
+    focal = 4.2647
+    # OpenCV camera (x right, y down, z forward) looking down -z in the world (+y up).
+    directions = torch.stack([(u - 0.5) / focal, -(v - 0.5) / focal, -torch.ones_like(u)], -1)
+    directions = torch.nn.functional.normalize(directions.reshape(1, -1, 1, 3), dim=-1)
+    origin = torch.tensor([0.0, 0.0, 2.7], dtype=depths.dtype, device=depths.device)
+    return (origin + depths.unsqueeze(-1) * directions).reshape(1, -1, 3)
+
+
 def _inputs(op: str, workload: dict, device: torch.device, seed: int) -> dict:
     generator = torch.Generator().manual_seed(seed)
     rays, samples, channels = workload["rays"], workload["samples"], workload["channels"]
@@ -109,12 +129,12 @@ def _inputs(op: str, workload: dict, device: torch.device, seed: int) -> dict:
     def rand(*shape, scale=1.0, offset=0.0):
         return (torch.rand(shape, generator=generator) * scale + offset).to(device)
 
+    depths = torch.sort(rand(1, rays, samples, scale=1.05, offset=2.25), dim=-1).values
     if op == "triplane_sample":
         size = workload["plane_size"]
         planes = torch.randn(1, 3, channels, size, size, generator=generator).to(device)
-        points = rand(1, rays * samples, 3, scale=1.0, offset=-0.5)
+        points = _frontal_ray_points(rays, depths)
         return {"planes": planes.requires_grad_(), "points": points.requires_grad_()}
-    depths = torch.sort(rand(1, rays, samples, scale=1.05, offset=2.25), dim=-1).values
     tensors = {
         "depths": depths,
         "density_in": rand(1, rays, samples, scale=20.0, offset=-8.0),
