@@ -171,21 +171,21 @@ innout::StratifiedSampleParams<T> stratified_params(const py::dict& a) {
 
 // Binds one op direction: fn(device, dtype, num_threads, stream, buffers) where `buffers` is a dict
 // of sizes and data pointers named like the fields of the op's params struct.
-#define INNOUT_BIND_OP(module, py_name, make_params, fn_name, doc)                                 \
-  module.def(                                                                                      \
-      py_name,                                                                                     \
-      [](const std::string& device, const std::string& dtype, int num_threads,                     \
-         std::uintptr_t stream, const py::dict& buffers) {                                         \
-        const Launch launch = make_launch(device, dtype, num_threads, stream);                     \
-        if (launch.double_precision) {                                                             \
-          run(launch, make_params<double>(buffers), INNOUT_CPU_FN(fn_name),                        \
-              INNOUT_CUDA_FN(fn_name));                                                            \
-        } else {                                                                                   \
-          run(launch, make_params<float>(buffers), INNOUT_CPU_FN(fn_name),                         \
-              INNOUT_CUDA_FN(fn_name));                                                            \
-        }                                                                                          \
-      },                                                                                           \
-      py::arg("device"), py::arg("dtype"), py::arg("num_threads"), py::arg("stream"),              \
+#define INNOUT_BIND_OP(module, py_name, make_params, fn_name, doc)                    \
+  module.def(                                                                         \
+      py_name,                                                                        \
+      [](const std::string& device, const std::string& dtype, int num_threads,        \
+         std::uintptr_t stream, const py::dict& buffers) {                            \
+        const Launch launch = make_launch(device, dtype, num_threads, stream);        \
+        if (launch.double_precision) {                                                \
+          run(launch, make_params<double>(buffers), INNOUT_CPU_FN(fn_name),           \
+              INNOUT_CUDA_FN(fn_name));                                               \
+        } else {                                                                      \
+          run(launch, make_params<float>(buffers), INNOUT_CPU_FN(fn_name),            \
+              INNOUT_CUDA_FN(fn_name));                                               \
+        }                                                                             \
+      },                                                                              \
+      py::arg("device"), py::arg("dtype"), py::arg("num_threads"), py::arg("stream"), \
       py::arg("buffers"), doc)
 
 py::dict build_info() {

@@ -68,7 +68,8 @@ void plain_march(const std::vector<double>& t, const std::vector<double>& raw,
     const double x = 0.5 * (raw[i] + raw[i + 1]) - 1.0;
     const double sigma = std::log1p(std::exp(x));
     const double alpha = 1.0 - std::exp(-sigma * (t[i + 1] - t[i]));
-    for (int64_t c = 0; c < C; ++c) out[c] += trans * alpha * 0.5 * (f[i * C + c] + f[(i + 1) * C + c]);
+    for (int64_t c = 0; c < C; ++c)
+      out[c] += trans * alpha * 0.5 * (f[i * C + c] + f[(i + 1) * C + c]);
     trans *= 1.0 - alpha + 1e-10;
   }
   for (auto& v : out) v = 2.0 * v - 1.0;
@@ -162,9 +163,12 @@ void composite_gradients_match_finite_differences() {
     const char* name;
   };
   Ray probe = ray;
-  const Input inputs[] = {{&probe.t, &gd, "depths"},       {&probe.raw_in, &gri, "density_in"},
-                          {&probe.f_in, &gfi, "features_in"}, {&probe.raw_out, &gro, "density_out"},
-                          {&probe.f_out, &gfo, "features_out"}, {&probe.blend, &gb, "blend"}};
+  const Input inputs[] = {{&probe.t, &gd, "depths"},
+                          {&probe.raw_in, &gri, "density_in"},
+                          {&probe.f_in, &gfi, "features_in"},
+                          {&probe.raw_out, &gro, "density_out"},
+                          {&probe.f_out, &gfo, "features_out"},
+                          {&probe.blend, &gb, "blend"}};
   const double h = 1e-6;
   for (const Input& input : inputs) {
     for (size_t i = 0; i < input.values->size(); ++i) {
@@ -257,6 +261,7 @@ int main() {
   uniform_weights_give_linear_importance_samples();
   invalid_parameters_return_status();
   results_do_not_depend_on_thread_count();
-  std::printf("%s (%d failures)\n", failures == 0 ? "all C++ core tests passed" : "FAILED", failures);
+  std::printf("%s (%d failures)\n", failures == 0 ? "all C++ core tests passed" : "FAILED",
+              failures);
   return failures == 0 ? 0 : 1;
 }

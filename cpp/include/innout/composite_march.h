@@ -2,15 +2,14 @@
 // sample (In-N-Out, METHOD.md section 3.1). Without the second field it is EG3D's MipRayMarcher2.
 //
 // On K sorted depths t_0..t_{K-1} of a ray there are K-1 intervals i with midpoint values
-//   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every input x
-//   alpha^F_i = 1 - exp(-softplus(raw^F_mid - 1) * delta_i)       F in {in (InD), out (OOD)}
-//   a^O_i = b_i alpha^O_i,   a^I_i = (1 - b_i) alpha^I_i           (b = blend weight)
-//   T_0 = 1,  T_{i+1} = T_i [(1 - a^O_i)(1 - a^I_i) + 1e-10]
-//   W_i = T_i (a^O_i + a^I_i)
-//   F = 2 sum_i T_i (a^O_i c^O_i + a^I_i c^I_i) - 1
-//   depth = clamp(nan_to_inf(sum_i W_i m_i / sum_i W_i), t_0, t_{K-1})
-// The 1e-10 is EG3D's: it keeps T from reaching exactly zero, and the pretrained weights were trained
-// with it. With b = 0 every formula reduces to EG3D's marcher exactly.
+//   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every
+//   input x alpha^F_i = 1 - exp(-softplus(raw^F_mid - 1) * delta_i)       F in {in (InD), out
+//   (OOD)} a^O_i = b_i alpha^O_i,   a^I_i = (1 - b_i) alpha^I_i           (b = blend weight) T_0 =
+//   1,  T_{i+1} = T_i [(1 - a^O_i)(1 - a^I_i) + 1e-10] W_i = T_i (a^O_i + a^I_i) F = 2 sum_i T_i
+//   (a^O_i c^O_i + a^I_i c^I_i) - 1 depth = clamp(nan_to_inf(sum_i W_i m_i / sum_i W_i), t_0,
+//   t_{K-1})
+// The 1e-10 is EG3D's: it keeps T from reaching exactly zero, and the pretrained weights were
+// trained with it. With b = 0 every formula reduces to EG3D's marcher exactly.
 //
 // Backward is a reverse scan: with v_i = dL/d(contribution of interval i) and
 //   U_{K-2} = 0,  U_{i-1} = v_i + s_i U_i  (s_i the transmittance factor of interval i),
@@ -24,21 +23,21 @@ namespace innout {
 
 template <typename T>
 struct CompositeMarchParams {
-  int64_t num_rays = 0;            // B * R
-  int64_t num_samples = 0;         // K >= 2
-  int64_t channels = 0;            // C
-  const T* depths = nullptr;       // [num_rays, K], sorted ascending along each ray
-  const T* density_in = nullptr;   // [num_rays, K] raw InD density (before softplus(. - 1))
-  const T* features_in = nullptr;  // [num_rays, K, C] InD features in [0, 1]
-  const T* density_out = nullptr;  // [num_rays, K] raw OOD density; nullptr = no OOD field
-  const T* features_out = nullptr; // [num_rays, K, C]; nullptr iff density_out is nullptr
-  const T* blend = nullptr;        // [num_rays, K] OOD blend weight; nullptr iff no OOD field
+  int64_t num_rays = 0;             // B * R
+  int64_t num_samples = 0;          // K >= 2
+  int64_t channels = 0;             // C
+  const T* depths = nullptr;        // [num_rays, K], sorted ascending along each ray
+  const T* density_in = nullptr;    // [num_rays, K] raw InD density (before softplus(. - 1))
+  const T* features_in = nullptr;   // [num_rays, K, C] InD features in [0, 1]
+  const T* density_out = nullptr;   // [num_rays, K] raw OOD density; nullptr = no OOD field
+  const T* features_out = nullptr;  // [num_rays, K, C]; nullptr iff density_out is nullptr
+  const T* blend = nullptr;         // [num_rays, K] OOD blend weight; nullptr iff no OOD field
 
   // Forward outputs.
-  T* composite = nullptr;          // [num_rays, C] 2 F - 1
-  T* depth = nullptr;              // [num_rays]
-  T* weights = nullptr;            // [num_rays, K-1] W_i
-  T* transmittance = nullptr;      // [num_rays, K-1] T_i, saved for the backward scan
+  T* composite = nullptr;      // [num_rays, C] 2 F - 1
+  T* depth = nullptr;          // [num_rays]
+  T* weights = nullptr;        // [num_rays, K-1] W_i
+  T* transmittance = nullptr;  // [num_rays, K-1] T_i, saved for the backward scan
 
   // Backward inputs (grad_depth / grad_weights may be nullptr when they are zero).
   const T* grad_composite = nullptr;  // [num_rays, C]
@@ -57,7 +56,8 @@ struct CompositeMarchParams {
 constexpr double kTransmittanceFloor = 1e-10;
 
 // Opacity of one interval of one field, from the raw densities at its two ends:
-//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 - decay.
+//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 -
+//   decay.
 // slope = d sigma / d raw_mid = sigmoid(x) comes from the same exp(x) - three transcendental calls
 // per field and interval, shared by the forward and the backward. Above softplus' threshold (20)
 // sigma = x and the slope is exactly 1, as in torch.nn.functional.softplus and its gradient.
@@ -96,18 +96,19 @@ INNOUT_HD IntervalOpacity<T> interval_opacity(T raw_a, T raw_b, T delta) {
 // Everything about interval i of a ray that does not depend on the channels.
 template <typename T>
 struct IntervalState {
-  T delta;                     // t_{i+1} - t_i
-  T mid_depth;                 // m_i
-  IntervalOpacity<T> in;       // InD field
-  IntervalOpacity<T> out;      // OOD field (alpha 0 without it)
-  T blend;                     // b (0 without OOD field)
-  T a_in;                      // (1 - b) alpha^I
-  T a_out;                     // b alpha^O
-  T factor;                    // (1 - a^O)(1 - a^I) + 1e-10
+  T delta;                 // t_{i+1} - t_i
+  T mid_depth;             // m_i
+  IntervalOpacity<T> in;   // InD field
+  IntervalOpacity<T> out;  // OOD field (alpha 0 without it)
+  T blend;                 // b (0 without OOD field)
+  T a_in;                  // (1 - b) alpha^I
+  T a_out;                 // b alpha^O
+  T factor;                // (1 - a^O)(1 - a^I) + 1e-10
 };
 
 template <typename T>
-INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int64_t ray, int64_t i) {
+INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int64_t ray,
+                                          int64_t i) {
   const int64_t k = ray * p.num_samples + i;
   IntervalState<T> s;
   s.delta = p.depths[k + 1] - p.depths[k];
@@ -130,8 +131,8 @@ INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int6
 // +inf and clamped to [t_0, t_{K-1}]. Returns the clamped depth; `clamped` tells which bound was
 // taken (0 none, -1 lower, +1 upper) because the gradient then flows to that bound instead.
 template <typename T>
-INNOUT_HD T ray_depth(const CompositeMarchParams<T>& p, const T* weights, int64_t ray, T& weight_sum,
-                      T& unclamped, int& clamped) {
+INNOUT_HD T ray_depth(const CompositeMarchParams<T>& p, const T* weights, int64_t ray,
+                      T& weight_sum, T& unclamped, int& clamped) {
   const T* t = p.depths + ray * p.num_samples;
   T numerator = T(0);
   weight_sum = T(0);

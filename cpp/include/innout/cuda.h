@@ -38,7 +38,7 @@ Status stratified_sample(const StratifiedSampleParams<T>& params, const CudaOpti
 struct DeviceInfo {
   int runtime_version = 0;  // e.g. 13000; 0 when unknown
   int device_count = 0;
-  std::string reason;       // why device_count is 0 (no driver, no device, ...); empty otherwise
+  std::string reason;  // why device_count is 0 (no driver, no device, ...); empty otherwise
 };
 DeviceInfo device_info();
 

@@ -1,6 +1,7 @@
 // triplane_sample: the feature of a 3-D point in EG3D's tri-plane representation.
 //
-//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 / box_warp))
+//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 /
+//   box_warp))
 //
 // with EG3D's plane projections (x, y), (x, z), (z, x) - the third pair is the order EG3D's
 // projection matrices actually produce, and the released weights depend on it - and
@@ -17,19 +18,19 @@ namespace innout {
 // so that the C channels of one texel are contiguous (one cache line / one coalesced warp read).
 template <typename T>
 struct TriplaneSampleParams {
-  const T* planes = nullptr;        // [plane_batch, 3, height, width, channels] (channels-last)
-  int64_t plane_batch = 0;          // 1 (planes shared by every batch item) or batch
-  int64_t channels = 0;             // C
-  int64_t height = 0;               // H (rows, indexed by the second projected coordinate)
-  int64_t width = 0;                // W (columns, indexed by the first projected coordinate)
-  const T* points = nullptr;        // [batch, num_points, 3] contiguous, world coordinates
-  int64_t batch = 0;                // B
-  int64_t num_points = 0;           // M
-  T box_warp = T(1);                // side of the cube [-box_warp/2, box_warp/2]^3 the planes span
-  T* features = nullptr;            // [batch, num_points, channels] contiguous (forward output)
-  const T* grad_features = nullptr; // [batch, num_points, channels] (backward input)
-  T* grad_planes = nullptr;         // like planes, channels-last; nullptr = not needed (overwritten)
-  T* grad_points = nullptr;         // [batch, num_points, 3]; nullptr = not needed (overwritten)
+  const T* planes = nullptr;         // [plane_batch, 3, height, width, channels] (channels-last)
+  int64_t plane_batch = 0;           // 1 (planes shared by every batch item) or batch
+  int64_t channels = 0;              // C
+  int64_t height = 0;                // H (rows, indexed by the second projected coordinate)
+  int64_t width = 0;                 // W (columns, indexed by the first projected coordinate)
+  const T* points = nullptr;         // [batch, num_points, 3] contiguous, world coordinates
+  int64_t batch = 0;                 // B
+  int64_t num_points = 0;            // M
+  T box_warp = T(1);                 // side of the cube [-box_warp/2, box_warp/2]^3 the planes span
+  T* features = nullptr;             // [batch, num_points, channels] contiguous (forward output)
+  const T* grad_features = nullptr;  // [batch, num_points, channels] (backward input)
+  T* grad_planes = nullptr;  // like planes, channels-last; nullptr = not needed (overwritten)
+  T* grad_points = nullptr;  // [batch, num_points, 3]; nullptr = not needed (overwritten)
 };
 
 // The two projected coordinates of point p on plane k, in grid_sample's [-1, 1] convention.
@@ -56,8 +57,8 @@ struct BilinearTaps {
   T weight[4];
   T dweight_dix[4];
   T dweight_diy[4];
-  T dix_dgx;         // width / 2: d(unnormalised x) / d(grid x)
-  T diy_dgy;         // height / 2
+  T dix_dgx;  // width / 2: d(unnormalised x) / d(grid x)
+  T diy_dgy;  // height / 2
 };
 
 template <typename T>

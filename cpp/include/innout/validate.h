@@ -16,19 +16,19 @@ inline Status require(bool condition, const std::string& op, const std::string& 
   return condition ? Status::Ok() : Status::Invalid(op + ": expected " + what);
 }
 
-#define INNOUT_RETURN_IF_ERROR(expr)    \
-  do {                                  \
-    ::innout::Status status_ = (expr);  \
-    if (!status_.ok()) return status_;  \
+#define INNOUT_RETURN_IF_ERROR(expr)   \
+  do {                                 \
+    ::innout::Status status_ = (expr); \
+    if (!status_.ok()) return status_; \
   } while (0)
 
 template <typename T>
 Status validate(const TriplaneSampleParams<T>& p, bool backward) {
   const std::string op = "triplane_sample";
-  INNOUT_RETURN_IF_ERROR(require(p.batch >= 0 && p.num_points >= 0, op,
-                                 "batch >= 0 and num_points >= 0, got batch=" +
-                                     std::to_string(p.batch) +
-                                     " num_points=" + std::to_string(p.num_points)));
+  INNOUT_RETURN_IF_ERROR(
+      require(p.batch >= 0 && p.num_points >= 0, op,
+              "batch >= 0 and num_points >= 0, got batch=" + std::to_string(p.batch) +
+                  " num_points=" + std::to_string(p.num_points)));
   INNOUT_RETURN_IF_ERROR(require(p.channels > 0 && p.height > 0 && p.width > 0, op,
                                  "planes with C, H, W > 0, got C=" + std::to_string(p.channels) +
                                      " H=" + std::to_string(p.height) +
@@ -51,18 +51,17 @@ template <typename T>
 Status validate(const CompositeMarchParams<T>& p, bool backward) {
   const std::string op = "composite_march";
   INNOUT_RETURN_IF_ERROR(require(p.num_rays >= 0, op, "num_rays >= 0"));
-  INNOUT_RETURN_IF_ERROR(require(p.num_samples >= 2, op,
-                                 "at least 2 samples per ray, got " +
-                                     std::to_string(p.num_samples)));
+  INNOUT_RETURN_IF_ERROR(require(
+      p.num_samples >= 2, op, "at least 2 samples per ray, got " + std::to_string(p.num_samples)));
   INNOUT_RETURN_IF_ERROR(require(p.channels > 0, op, "channels > 0"));
   const bool has_out = p.density_out != nullptr;
-  INNOUT_RETURN_IF_ERROR(require(has_out == (p.features_out != nullptr) &&
-                                     has_out == (p.blend != nullptr),
-                                 op, "density_out, features_out and blend all given or all absent"));
+  INNOUT_RETURN_IF_ERROR(
+      require(has_out == (p.features_out != nullptr) && has_out == (p.blend != nullptr), op,
+              "density_out, features_out and blend all given or all absent"));
   if (p.num_rays == 0) return Status::Ok();
-  INNOUT_RETURN_IF_ERROR(require(p.depths != nullptr && p.density_in != nullptr &&
-                                     p.features_in != nullptr,
-                                 op, "depths, density_in and features_in pointers"));
+  INNOUT_RETURN_IF_ERROR(
+      require(p.depths != nullptr && p.density_in != nullptr && p.features_in != nullptr, op,
+              "depths, density_in and features_in pointers"));
   INNOUT_RETURN_IF_ERROR(require(p.weights != nullptr && p.transmittance != nullptr, op,
                                  "weights and transmittance buffers"));
   if (!backward) {
@@ -79,7 +78,8 @@ Status validate(const ImportanceSampleParams<T>& p) {
                                  "num_rays >= 0 and num_importance >= 0"));
   INNOUT_RETURN_IF_ERROR(require(p.num_samples >= 4, op,
                                  "at least 4 coarse samples per ray (EG3D's pdf uses K-3 bins), "
-                                 "got " + std::to_string(p.num_samples)));
+                                 "got " +
+                                     std::to_string(p.num_samples)));
   if (p.num_rays * p.num_importance == 0) return Status::Ok();
   return require(p.depths != nullptr && p.weights != nullptr && p.uniforms != nullptr &&
                      p.cdf != nullptr && p.samples != nullptr,
@@ -90,9 +90,8 @@ template <typename T>
 Status validate(const StratifiedSampleParams<T>& p) {
   const std::string op = "stratified_sample";
   INNOUT_RETURN_IF_ERROR(require(p.num_rays >= 0, op, "num_rays >= 0"));
-  INNOUT_RETURN_IF_ERROR(require(p.num_samples >= 2, op,
-                                 "at least 2 samples per ray, got " +
-                                     std::to_string(p.num_samples)));
+  INNOUT_RETURN_IF_ERROR(require(
+      p.num_samples >= 2, op, "at least 2 samples per ray, got " + std::to_string(p.num_samples)));
   if (p.num_rays == 0) return Status::Ok();
   return require(p.near != nullptr && p.far != nullptr && p.depths != nullptr, op,
                  "near, far and depths pointers");
