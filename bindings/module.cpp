@@ -16,6 +16,9 @@
 #ifdef INNOUT_WITH_OPENMP
 #include <omp.h>
 #endif
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 namespace py = pybind11;
 
@@ -131,6 +134,7 @@ innout::CompositeMarchParams<T> composite_params(const py::dict& a) {
   p.depth = ptr<T>(optional_address(a, "depth"));
   p.weights = ptr<T>(optional_address(a, "weights"));
   p.transmittance = ptr<T>(optional_address(a, "transmittance"));
+  p.interval_record = ptr<T>(optional_address(a, "interval_record"));
   p.grad_composite = ptr<const T>(optional_address(a, "grad_composite"));
   p.grad_depth = ptr<const T>(optional_address(a, "grad_depth"));
   p.grad_weights = ptr<const T>(optional_address(a, "grad_weights"));
@@ -215,10 +219,30 @@ py::dict build_info() {
   return info;
 }
 
+// Asks Linux to back [address, address + bytes) with transparent huge pages where whole 2 MiB pages
+// fit. Large fresh outputs otherwise pay one page fault per 4 KiB on first write, which costs as
+// much as the kernels that fill them. Returns whether the advice was taken; a hint only, never an
+// error.
+bool advise_huge_pages(std::uintptr_t address, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const std::uintptr_t huge = std::uintptr_t{1} << 21;
+  const std::uintptr_t begin = (address + huge - 1) & ~(huge - 1);
+  const std::uintptr_t end = (address + bytes) & ~(huge - 1);
+  if (end <= begin) return false;
+  return madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE) == 0;
+#else
+  (void)address;
+  (void)bytes;
+  return false;
+#endif
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "innout core ops over raw buffers (use innout.ops, not this module, from Python)";
+  m.def("advise_huge_pages", &advise_huge_pages, py::arg("address"), py::arg("bytes"),
+        "Hint that a large host buffer should use transparent huge pages (Linux; else no-op).");
   m.def("build_info", &build_info,
         "Version, OpenMP threads, whether CUDA is compiled in and what the CUDA runtime sees.");
   INNOUT_BIND_OP(m, "triplane_sample_forward", triplane_params, triplane_sample_forward,

@@ -211,7 +211,7 @@ def test_raw_ops_validate_too():
     inputs = march_inputs()
     inputs[2] = torch.rand(2, 3, 5, 4)
     with pytest.raises(ValueError, match="features_in must have shape"):
-        torch.ops.innout.composite_march(*inputs)
+        torch.ops.innout.composite_march(*inputs, False)
 
 
 def test_mixed_devices_are_refused():

@@ -164,11 +164,25 @@ def test_gradcheck_float64(ood):
     assert torch.autograd.gradcheck(lambda *x: ops.composite_march(*x), tuple(inputs))
 
 
-def test_opcheck():
+@pytest.mark.parametrize("record", [True, False])
+def test_opcheck(record):
     inputs = make_inputs(2, 4, 8, 3, torch.float32, "cpu")
-    torch.library.opcheck(torch.ops.innout.composite_march.default, tuple(inputs))
+    torch.library.opcheck(torch.ops.innout.composite_march.default, (*inputs, record))
     no_ood = make_inputs(2, 4, 8, 3, torch.float32, "cpu", ood=False)
-    torch.library.opcheck(torch.ops.innout.composite_march.default, tuple(no_ood))
+    torch.library.opcheck(torch.ops.innout.composite_march.default, (*no_ood, record))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_backward_with_and_without_interval_record_agree_bitwise(device):
+    # The record only caches sigma and the softplus slope; recomputing them must give the same bits.
+    inputs = make_inputs(2, 13, 20, 5, torch.float32, device)
+    results = []
+    for record in (True, False):
+        outputs = torch.ops.innout.composite_march(*inputs, record)[:3]
+        upstream = [torch.ones_like(o) for o in outputs]
+        results.append(torch.autograd.grad(outputs, inputs, upstream))
+    for with_record, without in zip(*results):
+        assert torch.equal(with_record, without)
 
 
 def test_cpu_results_are_bitwise_reproducible_for_any_thread_count():

@@ -38,6 +38,10 @@ struct CompositeMarchParams {
   T* depth = nullptr;          // [num_rays]
   T* weights = nullptr;        // [num_rays, K-1] W_i
   T* transmittance = nullptr;  // [num_rays, K-1] T_i, saved for the backward scan
+  // Optional [num_rays, K-1, 4] record of (sigma^I, slope^I, sigma^O, slope^O) per interval:
+  // written by the forward when non-null, read by the backward when non-null, which then needs one
+  // exp per field and interval instead of three transcendental calls. nullptr = recompute.
+  T* interval_record = nullptr;
 
   // Backward inputs (grad_depth / grad_weights may be nullptr when they are zero).
   const T* grad_composite = nullptr;  // [num_rays, C]
@@ -93,6 +97,18 @@ INNOUT_HD IntervalOpacity<T> interval_opacity(T raw_a, T raw_b, T delta) {
   return o;
 }
 
+// The same from a recorded sigma and slope (bitwise equal to interval_opacity's result).
+template <typename T>
+INNOUT_HD IntervalOpacity<T> recorded_opacity(T sigma, T slope, T delta) {
+  using std::exp;
+  IntervalOpacity<T> o;
+  o.sigma = sigma;
+  o.slope = slope;
+  o.decay = exp(-sigma * delta);
+  o.alpha = T(1) - o.decay;
+  return o;
+}
+
 // Everything about interval i of a ray that does not depend on the channels.
 template <typename T>
 struct IntervalState {
@@ -106,16 +122,20 @@ struct IntervalState {
   T factor;                // (1 - a^O)(1 - a^I) + 1e-10
 };
 
+// State of interval i of a ray; from_record reads sigma and slope from p.interval_record.
 template <typename T>
-INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int64_t ray,
-                                          int64_t i) {
+INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int64_t ray, int64_t i,
+                                          bool from_record) {
   const int64_t k = ray * p.num_samples + i;
+  const T* record = from_record ? p.interval_record + (ray * (p.num_samples - 1) + i) * 4 : nullptr;
   IntervalState<T> s;
   s.delta = p.depths[k + 1] - p.depths[k];
   s.mid_depth = (p.depths[k] + p.depths[k + 1]) / T(2);
-  s.in = interval_opacity(p.density_in[k], p.density_in[k + 1], s.delta);
+  s.in = record != nullptr ? recorded_opacity(record[0], record[1], s.delta)
+                           : interval_opacity(p.density_in[k], p.density_in[k + 1], s.delta);
   if (p.density_out != nullptr) {
-    s.out = interval_opacity(p.density_out[k], p.density_out[k + 1], s.delta);
+    s.out = record != nullptr ? recorded_opacity(record[2], record[3], s.delta)
+                              : interval_opacity(p.density_out[k], p.density_out[k + 1], s.delta);
     s.blend = (p.blend[k] + p.blend[k + 1]) / T(2);
   } else {
     s.out = IntervalOpacity<T>{T(0), T(1), T(0), T(0)};
@@ -187,7 +207,14 @@ INNOUT_HD void composite_march_ray(const CompositeMarchParams<T>& p, int64_t ray
   T previous_in = T(0);   // T_{i-1} a^I_{i-1}
   T previous_out = T(0);  // T_{i-1} a^O_{i-1}
   for (int64_t i = 0; i + 1 < K; ++i) {
-    const IntervalState<T> s = interval_state(p, ray, i);
+    const IntervalState<T> s = interval_state(p, ray, i, /*from_record=*/false);
+    if (p.interval_record != nullptr) {
+      T* record = p.interval_record + (ray * (K - 1) + i) * 4;
+      record[0] = s.in.sigma;
+      record[1] = s.in.slope;
+      record[2] = s.out.sigma;
+      record[3] = s.out.slope;
+    }
     transmittance[i] = trans;
     const T w_in = trans * s.a_in;
     const T w_out = trans * s.a_out;
@@ -213,7 +240,8 @@ INNOUT_HD void write_feature_grad(T* INNOUT_RESTRICT grad_row, const T* INNOUT_R
   for (int64_t c = 0; c < C; ++c) grad_row[c] = coefficient * grad_out[c];
 }
 
-// Backward of one ray. Needs the forward's weights and transmittance (p.weights, p.transmittance).
+// Backward of one ray. Needs the forward's weights and transmittance (p.weights, p.transmittance),
+// and uses its interval record when p.interval_record is set.
 template <typename T>
 INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, int64_t ray) {
   const int64_t K = p.num_samples;
@@ -248,7 +276,7 @@ INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, in
   // U_i = sum_{j>i} (prod_{i<k<j} s_k) v_j, so that dL/ds_i = T_i U_i (no division anywhere).
   T suffix = T(0);
   for (int64_t i = K - 2; i >= 0; --i) {
-    const IntervalState<T> s = interval_state(p, ray, i);
+    const IntervalState<T> s = interval_state(p, ray, i, p.interval_record != nullptr);
     const T trans = transmittance[i];
     const T this_dot_in = dot(grad_out, f_in + i * C, C);
     const T this_dot_out = f_out != nullptr ? dot(grad_out, f_out + i * C, C) : T(0);

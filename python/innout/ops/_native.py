@@ -26,6 +26,24 @@ def cuda_compiled() -> bool:
     return _C is not None and bool(_C.build_info()["cuda_compiled"])
 
 
+#: Host outputs at least this large are allocated on transparent huge pages when the system allows.
+HUGE_PAGE_THRESHOLD_BYTES = 8 << 20
+
+
+def empty(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised output tensor with `like`'s dtype and device.
+
+    A large CPU output is advised onto transparent huge pages before anything touches it: the op
+    then writes it without a page fault per 4 KiB (on a 2-core machine, faulting in a 200 MB
+    gradient costs about as much as computing it).
+    """
+    tensor = torch.empty(shape, dtype=like.dtype, device=like.device)
+    nbytes = tensor.numel() * tensor.element_size()
+    if _C is not None and tensor.device.type == "cpu" and nbytes >= HUGE_PAGE_THRESHOLD_BYTES:
+        _C.advise_huge_pages(tensor.data_ptr(), nbytes)
+    return tensor
+
+
 def call(function: str, device: torch.device, dtype: torch.dtype, buffers: dict[str, Any]) -> None:
     """Runs `_C.<function>` on `buffers` (tensors are passed as data pointers; None is omitted).
 

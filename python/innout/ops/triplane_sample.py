@@ -59,7 +59,7 @@ def _channels_last(planes: torch.Tensor) -> torch.Tensor:
 def _triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> torch.Tensor:
     _check(planes, points, box_warp)
     points = points.contiguous()
-    features = points.new_empty(points.shape[0], points.shape[1], planes.shape[2])
+    features = _native.empty((points.shape[0], points.shape[1], planes.shape[2]), points)
     if features.numel() == 0:
         return features
     buffers = _buffers(_channels_last(planes), points, box_warp)
@@ -87,8 +87,10 @@ def _triplane_sample_backward(
     points = points.contiguous()
     grad_features = grad_features.to(points.dtype).contiguous()
     planes_last = _channels_last(planes)
-    grad_planes_last = torch.empty_like(planes_last) if need_grad_planes else planes.new_empty(0)
-    grad_points = torch.empty_like(points) if need_grad_points else points.new_empty(0)
+    grad_planes_last = (
+        _native.empty(planes_last.shape, planes_last) if need_grad_planes else planes.new_empty(0)
+    )
+    grad_points = _native.empty(points.shape, points) if need_grad_points else points.new_empty(0)
     if points.numel() == 0:
         grad_planes_last.zero_()
     elif need_grad_planes or need_grad_points:
