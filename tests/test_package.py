@@ -53,3 +53,9 @@ def test_kernel_benchmark_compares_both_implementations(tmp_path, monkeypatch):
         assert result["forward_speedup"] > 0
     marched = next(r for r in report["results"] if r["op"] == "composite_march")
     assert marched["innout_total_ms"] > 0 and marched["total_speedup"] > 0
+
+
+def test_benchmark_on_a_missing_device_fails_with_a_message(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "kernels", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err

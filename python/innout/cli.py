@@ -62,8 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, RuntimeError, OSError) as error:
+        # Errors a user can cause (a missing GPU, a bad argument, an unwritable path) end the
+        # command with a message, not a traceback.
+        print(f"innout: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
