@@ -44,3 +44,39 @@ def test_ctest_suite_passes(tmp_path):
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "100% tests passed" in run.stdout
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+def test_installed_package_is_found_and_linked_by_another_project(tmp_path):
+    build, prefix, consumer = tmp_path / "build", tmp_path / "prefix", tmp_path / "consumer"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    steps = [
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            *generator,
+            "-DINNOUT_CUDA=OFF",
+            "-DINNOUT_BUILD_PYTHON=OFF",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}",
+        ],
+        ["cmake", "--build", str(build), "-j", "2"],
+        ["cmake", "--install", str(build)],
+        [
+            "cmake",
+            "-S",
+            str(ROOT / "tests" / "cpp" / "consumer"),
+            "-B",
+            str(consumer),
+            *generator,
+            f"-DCMAKE_PREFIX_PATH={prefix}",
+        ],
+        ["cmake", "--build", str(consumer)],
+        [str(consumer / "consumer")],
+    ]
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True)
+        assert result.returncode == 0, " ".join(step) + "\n" + result.stdout + result.stderr
+    assert "composite 1.0000" in result.stdout
