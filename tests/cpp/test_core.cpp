@@ -104,47 +104,49 @@ struct Ray {
   }
 };
 
+// Forward outputs of one ray, attached to a params struct.
+struct MarchOutputs {
+  std::vector<double> composite, weights, transmittance;
+  double depth = 0;
+  explicit MarchOutputs(const Ray& ray)
+      : composite(ray.C), weights(ray.K - 1), transmittance(ray.K - 1) {}
+  innout::CompositeMarchParams<double> attach(innout::CompositeMarchParams<double> p) {
+    p.composite = composite.data();
+    p.depth = &depth;
+    p.weights = weights.data();
+    p.transmittance = transmittance.data();
+    return p;
+  }
+};
+
 // Loss = sum(g_c * composite_c) + g_d * depth: forward value for finite differences.
 double composite_loss(const Ray& ray, const std::vector<double>& g) {
-  std::vector<double> composite(ray.C), weights(ray.K - 1), trans(ray.K - 1);
-  double depth = 0;
-  auto p = ray.params(true);
-  p.composite = composite.data();
-  p.depth = &depth;
-  p.weights = weights.data();
-  p.transmittance = trans.data();
-  innout::cpu::composite_march_forward(p, {});
-  double loss = g[ray.C] * depth;
-  for (int64_t c = 0; c < ray.C; ++c) loss += g[c] * composite[c];
+  MarchOutputs out(ray);
+  innout::cpu::composite_march_forward(out.attach(ray.params(true)), {});
+  double loss = g[ray.C] * out.depth;
+  for (int64_t c = 0; c < ray.C; ++c) loss += g[c] * out.composite[c];
   return loss;
 }
 
 void composite_without_ood_is_eg3d_march() {
   Ray ray;
-  std::vector<double> composite(ray.C), weights(ray.K - 1), trans(ray.K - 1), expected;
-  double depth = 0;
-  auto p = ray.params(false);
-  p.composite = composite.data();
-  p.depth = &depth;
-  p.weights = weights.data();
-  p.transmittance = trans.data();
-  check(innout::cpu::composite_march_forward(p, {}).ok(), "composite forward status");
+  MarchOutputs out(ray);
+  std::vector<double> expected;
+  check(innout::cpu::composite_march_forward(out.attach(ray.params(false)), {}).ok(),
+        "composite forward status");
   plain_march(ray.t, ray.raw_in, ray.f_in, ray.K, ray.C, expected);
-  for (int64_t c = 0; c < ray.C; ++c) check(near(composite[c], expected[c], 1e-12), "march value");
-  check(depth >= ray.t.front() && depth <= ray.t.back(), "depth inside the ray's range");
+  for (int64_t c = 0; c < ray.C; ++c) {
+    check(near(out.composite[c], expected[c], 1e-12), "march value");
+  }
+  check(out.depth >= ray.t.front() && out.depth <= ray.t.back(), "depth inside the ray's range");
 }
 
 // Central finite differences of every input against the backward pass.
 void composite_gradients_match_finite_differences() {
   Ray ray;
   const std::vector<double> g = {0.3, -1.2, 0.7, 0.9};  // C composite grads + depth grad
-  std::vector<double> composite(ray.C), weights(ray.K - 1), trans(ray.K - 1);
-  double depth = 0;
-  auto p = ray.params(true);
-  p.composite = composite.data();
-  p.depth = &depth;
-  p.weights = weights.data();
-  p.transmittance = trans.data();
+  MarchOutputs out(ray);
+  auto p = out.attach(ray.params(true));
   innout::cpu::composite_march_forward(p, {});
   std::vector<double> gd(ray.K), gri(ray.K), gfi(ray.K * ray.C), gro(ray.K), gfo(ray.K * ray.C),
       gb(ray.K);
