@@ -31,6 +31,50 @@ def _cmd_bench_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_generator(args: argparse.Namespace) -> int:
+    from innout.bench.generator import format_report, run_generator_benchmark
+
+    report = run_generator_benchmark(args.architecture, device=args.device, batch=args.batch)
+    print(format_report(report))
+    if args.json:
+        from innout.bench.kernels import write_json_payload
+
+        write_json_payload(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from innout.eg3d.checkpoint import convert_checkpoint
+
+    convert_checkpoint(args.input, args.output, key=args.key)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from innout.eg3d.loading import load_generator
+    from innout.generate import generate, parse_seeds
+
+    seeds = parse_seeds(args.seeds)
+    generator = load_generator(args.network, device=args.device)
+    written = generate(
+        generator,
+        seeds,
+        Path(args.out),
+        truncation_psi=args.trunc,
+        truncation_cutoff=args.trunc_cutoff,
+        focal=args.focal,
+        orbit=args.orbit,
+        orbit_frames=args.frames,
+        device=args.device,
+    )
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="innout", description="Invert and edit face videos with EG3D and In-N-Out."
@@ -58,6 +102,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kernels.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     kernels.set_defaults(handler=_cmd_bench_kernels)
+    generator_bench = bench_commands.add_parser(
+        "generator", help="one full-size EG3D forward: innout ops vs the reference (random weights)"
+    )
+    generator_bench.add_argument("--architecture", default="ffhq512-128")
+    generator_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    generator_bench.add_argument("--batch", type=int, default=1)
+    generator_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    generator_bench.set_defaults(handler=_cmd_bench_generator)
+
+    convert = commands.add_parser(
+        "convert", help="official EG3D .pkl -> .safetensors (weights + JSON config, no pickle)"
+    )
+    convert.add_argument("input", help="EG3D snapshot .pkl (read without executing anything)")
+    convert.add_argument("output", help="the .safetensors file to write")
+    convert.add_argument("--key", default="G_ema", help="network in the snapshot (G_ema or G)")
+    convert.set_defaults(handler=_cmd_convert)
+
+    gen = commands.add_parser("generate", help="random faces: images, depth maps, orbit videos")
+    gen.add_argument("--network", required=True, help="EG3D .pkl or converted .safetensors")
+    gen.add_argument("--seeds", default="0-3", help="e.g. 0-3,7 (EG3D's seeds: numpy RandomState)")
+    gen.add_argument("--trunc", type=float, default=0.7, help="truncation psi")
+    gen.add_argument("--trunc-cutoff", type=int, default=14, help="layers truncated")
+    gen.add_argument("--focal", type=float, default=4.2647, help="normalised focal length")
+    gen.add_argument("--orbit", action="store_true", help="also write an mp4 of the head turning")
+    gen.add_argument("--frames", type=int, default=60, help="frames of the orbit video")
+    gen.add_argument("--device", default="cpu", help="cpu or cuda")
+    gen.add_argument("--out", required=True, help="output folder")
+    gen.set_defaults(handler=_cmd_generate)
     return parser
 
 

@@ -305,8 +305,17 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def write_json_payload(payload: dict, path: str) -> None:
+    """Writes a JSON report atomically (temporary file + rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2))
+    temporary.replace(target)
+
+
 def write_json(report: dict, path: str) -> None:
-    """Writes the report atomically (temporary file + rename)."""
+    """Writes the kernel benchmark report (results with their ratios) as JSON."""
     payload = dict(report)
     payload["results"] = [
         {
@@ -318,8 +327,4 @@ def write_json(report: dict, path: str) -> None:
         }
         for r in report["results"]
     ]
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    temporary.replace(target)
+    write_json_payload(payload, path)

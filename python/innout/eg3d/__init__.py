@@ -1,0 +1,1 @@
+"""Clean-room reimplementation of the EG3D generator (StyleGAN2 backbone, SR, decoder)."""

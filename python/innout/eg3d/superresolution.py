@@ -1,0 +1,259 @@
+"""EG3D's super-resolution networks (EG3D.md §1.2 table and §2.14).
+
+Each module turns the neural rendering (``rgb`` [N, 3, R, R] and the 32-channel feature image
+``x`` [N, 32, R, R]) into the final image with two StyleGAN2 synthesis blocks, both conditioned on
+the **last** w of the backbone's ``ws`` (repeated 3 times: conv0, conv1, torgb).
+
+Quirks reproduced on purpose:
+
+* The channel counts and ``w_dim=512`` are hard-coded; ``num_fp16_res``, ``conv_clamp``,
+  ``channel_base`` and ``channel_max`` are accepted and ignored. With ``sr_num_fp16_res > 0``
+  every block is marked fp16 and gets ``conv_clamp=256`` (innout still computes in float32, as
+  EG3D does on CPU, but the clamp applies).
+* **In-place write into ``rgb`` (2X and 4X).** When block0 is a :class:`SynthesisBlockNoUp` and no
+  resize happened, the ``rgb`` passed in is used as block0's running image without a copy, and
+  block0 adds its ToRGB output to it *in place*. In EG3D ``rgb`` is ``feature_image[:, :3]``, a view
+  of the rendered feature image, so the returned ``image_raw`` (and the feature image itself)
+  ends up as raw rgb + block0's ToRGB output. This is what EG3D's shapenetcars128-64 produces, so
+  innout does the same; pass ``rgb.clone()`` to avoid it. 8XDC and 8X upsample the image into a new
+  tensor first, so they leave ``rgb`` untouched; a resize also breaks the aliasing.
+* The ``resample_filter`` buffer of 8X/4X/2X/Deepfp32 exists only so checkpoints load; it is never
+  used in the forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from innout.eg3d.layers import setup_filter
+from innout.eg3d.synthesis import SynthesisBlock
+
+#: EG3D's SR blocks are built for this w dimensionality only.
+SR_W_DIM = 512
+
+
+class SynthesisBlockNoUp(SynthesisBlock):
+    """A :class:`SynthesisBlock` that keeps the resolution: conv0 has no upsampling and the
+    incoming image is used as is (and, like in EG3D, the ToRGB output is added to it in place).
+
+    Same constructor arguments, children and parameter names as SynthesisBlock; ``x`` and ``img``
+    come in at ``resolution`` instead of ``resolution / 2``.
+    """
+
+    _block_up = 1
+
+
+def _resize(t: torch.Tensor, size: int, antialias: bool) -> torch.Tensor:
+    return F.interpolate(
+        t, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias
+    )
+
+
+class _SuperresolutionBase(torch.nn.Module):
+    """Shared forward: pick the last w, resize the inputs if needed, run block0 and block1."""
+
+    input_resolution: int
+    sr_antialias: bool
+    #: '!=' resizes any input of another size; '<' only smaller inputs (4X and Deepfp32).
+    _resize_only_smaller = False
+
+    def _block_options(self, sr_num_fp16_res: int) -> dict[str, Any]:
+        use_fp16 = sr_num_fp16_res > 0
+        return {"use_fp16": use_fp16, "conv_clamp": 256 if use_fp16 else None}
+
+    def forward(
+        self, rgb: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, **block_kwargs: Any
+    ) -> torch.Tensor:
+        """Super-resolves a neural rendering.
+
+        Args:
+            rgb: [N, 3, R, R] raw image (may be modified in place, see the module docstring).
+            x: [N, C, R, R] feature image (C = ``channels``).
+            ws: [N, num_ws, 512]; only ``ws[:, -1]`` is used.
+            **block_kwargs: ``noise_mode``, ``generator``, ``fused_modconv``, ...
+
+        Returns:
+            [N, 3, img_resolution, img_resolution], nominally in [-1, 1] (no tanh).
+        """
+        ws = ws[:, -1:, :].repeat(1, 3, 1)
+        size = x.shape[-1]
+        wrong_size = (
+            size < self.input_resolution
+            if self._resize_only_smaller
+            else size != self.input_resolution
+        )
+        if wrong_size:
+            antialias = getattr(self, "sr_antialias", False)
+            x = _resize(x, self.input_resolution, antialias)
+            rgb = _resize(rgb, self.input_resolution, antialias)
+        x, rgb = self.block0(x, rgb, ws, **block_kwargs)
+        x, rgb = self.block1(x, rgb, ws, **block_kwargs)
+        return rgb
+
+
+class SuperresolutionHybrid8XDC(_SuperresolutionBase):
+    """128 -> 512 with wider blocks: block0 32->256 @256, block1 256->128 @512 (ffhq/afhq)."""
+
+    def __init__(
+        self,
+        channels: int,
+        img_resolution: int,
+        sr_num_fp16_res: int,
+        sr_antialias: bool,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = None,
+        channel_base: int | None = None,
+        channel_max: int | None = None,
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if img_resolution != 512:
+            raise ValueError(
+                f"SuperresolutionHybrid8XDC makes 512x512 images, not {img_resolution}"
+            )
+        opts = self._block_options(sr_num_fp16_res)
+        self.input_resolution = 128
+        self.sr_antialias = sr_antialias
+        self.block0 = SynthesisBlock(
+            channels, 256, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=False,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.block1 = SynthesisBlock(
+            256, 128, w_dim=SR_W_DIM, resolution=512, img_channels=3, is_last=True,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+
+
+class SuperresolutionHybrid8X(_SuperresolutionBase):
+    """128 -> 512: block0 32->128 @256, block1 128->64 @512."""
+
+    def __init__(
+        self,
+        channels: int,
+        img_resolution: int,
+        sr_num_fp16_res: int,
+        sr_antialias: bool,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = None,
+        channel_base: int | None = None,
+        channel_max: int | None = None,
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if img_resolution != 512:
+            raise ValueError(f"SuperresolutionHybrid8X makes 512x512 images, not {img_resolution}")
+        opts = self._block_options(sr_num_fp16_res)
+        self.input_resolution = 128
+        self.sr_antialias = sr_antialias
+        self.block0 = SynthesisBlock(
+            channels, 128, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=False,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.block1 = SynthesisBlock(
+            128, 64, w_dim=SR_W_DIM, resolution=512, img_channels=3, is_last=True,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+
+
+class SuperresolutionHybrid4X(_SuperresolutionBase):
+    """128 -> 256: block0 NoUp 32->128 @128, block1 128->64 @256. Resizes only smaller inputs."""
+
+    _resize_only_smaller = True
+
+    def __init__(
+        self,
+        channels: int,
+        img_resolution: int,
+        sr_num_fp16_res: int,
+        sr_antialias: bool,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = None,
+        channel_base: int | None = None,
+        channel_max: int | None = None,
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if img_resolution != 256:
+            raise ValueError(f"SuperresolutionHybrid4X makes 256x256 images, not {img_resolution}")
+        opts = self._block_options(sr_num_fp16_res)
+        self.sr_antialias = sr_antialias
+        self.input_resolution = 128
+        self.block0 = SynthesisBlockNoUp(
+            channels, 128, w_dim=SR_W_DIM, resolution=128, img_channels=3, is_last=False,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.block1 = SynthesisBlock(
+            128, 64, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=True,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+
+
+class SuperresolutionHybrid2X(_SuperresolutionBase):
+    """64 -> 128: block0 NoUp 32->128 @64, block1 128->64 @128 (shapenet cars)."""
+
+    def __init__(
+        self,
+        channels: int,
+        img_resolution: int,
+        sr_num_fp16_res: int,
+        sr_antialias: bool,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = None,
+        channel_base: int | None = None,
+        channel_max: int | None = None,
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if img_resolution != 128:
+            raise ValueError(f"SuperresolutionHybrid2X makes 128x128 images, not {img_resolution}")
+        opts = self._block_options(sr_num_fp16_res)
+        self.input_resolution = 64
+        self.sr_antialias = sr_antialias
+        self.block0 = SynthesisBlockNoUp(
+            channels, 128, w_dim=SR_W_DIM, resolution=64, img_channels=3, is_last=False,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.block1 = SynthesisBlock(
+            128, 64, w_dim=SR_W_DIM, resolution=128, img_channels=3, is_last=True,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+
+
+class SuperresolutionHybridDeepfp32(_SuperresolutionBase):
+    """Legacy 128 -> 256 variant (no ``sr_antialias`` argument; resizes without antialiasing)."""
+
+    _resize_only_smaller = True
+
+    def __init__(
+        self,
+        channels: int,
+        img_resolution: int,
+        sr_num_fp16_res: int,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = None,
+        channel_base: int | None = None,
+        channel_max: int | None = None,
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if img_resolution != 256:
+            raise ValueError(
+                f"SuperresolutionHybridDeepfp32 makes 256x256 images, not {img_resolution}"
+            )
+        opts = self._block_options(sr_num_fp16_res)
+        self.input_resolution = 128
+        self.block0 = SynthesisBlockNoUp(
+            channels, 128, w_dim=SR_W_DIM, resolution=128, img_channels=3, is_last=False,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.block1 = SynthesisBlock(
+            128, 64, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=True,
+            **opts, **block_kwargs,
+        )  # fmt: skip
+        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
