@@ -1,7 +1,7 @@
 """Import official EG3D checkpoints without executing them, and innout's converted format.
 
 An official EG3D ``.pkl`` embeds the source code of its networks and loading it the official way
-executes that source (see ``docs``: EG3D.md section 3, METHOD.md section 2). innout never does:
+executes that source. innout never does (a design decision, see the method notes):
 
 1. :func:`read_checkpoint` unpickles the file with the restricted reader of
    :mod:`innout.eg3d.pickle_reader` and returns an inert :class:`RecordedObject` for one network
@@ -201,6 +201,8 @@ def _walk(
     active.add(id(record))
 
     non_persistent = state.get("_non_persistent_buffers_set") or set()
+    if not isinstance(non_persistent, (set, frozenset)):
+        raise CheckpointError(f"module {path or '<top>'}: malformed _non_persistent_buffers_set")
     entries = list(state["_parameters"].items()) + [
         (k, v) for k, v in state["_buffers"].items() if k not in non_persistent
     ]

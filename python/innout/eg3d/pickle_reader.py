@@ -6,8 +6,12 @@ that defines the class, and loading it the official way executes that source. Th
 the same files without executing anything from them:
 
 * every global the pickle asks for goes through :meth:`RestrictedUnpickler.find_class`, which
-  knows a short allow-list (see ``docs``: EG3D.md section 3.4) and refuses everything else with an
-  :class:`UnsafeCheckpointError` naming ``module.qualname``;
+  knows a short allow-list and refuses everything else with an :class:`UnsafeCheckpointError`
+  naming ``module.qualname``. The list holds the globals EG3D snapshots contain (persistence
+  reconstruct, tensor/parameter rebuild, ``_load_from_bytes``, ``OrderedDict``, ``EasyDict``,
+  numpy scalar and dtype, six plain module classes) plus what other writers of the same format
+  use: ``_rebuild_parameter_with_state``, the numpy >= 2 scalar name, ``set``/``frozenset`` and
+  latin-1 ``_codecs.encode`` (protocol < 4);
 * the persistence reconstruct function is replaced by a recorder that returns an inert
   :class:`RecordedObject` (class name, a hash of the embedded source, init arguments, state);
 * the few plain classes EG3D pickles by import path (``OSGDecoder``, ``Sequential``, ...) become
@@ -347,7 +351,12 @@ class _PendingStorage:
     __slots__ = ("key", "dtype", "numel")
 
     def __init__(self, key: str, dtype: torch.dtype, numel: int) -> None:
-        self.key, self.dtype, self.numel = key, dtype, numel
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "dtype", dtype)
+        object.__setattr__(self, "numel", numel)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise _refuse(f"setting attribute {name!r} on a storage (in a storage stream)")
 
 
 # --------------------------------------------------------------------------------------------
