@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 
 from innout import ops
+from innout.eg3d.loading import load_generator
 from innout.info import build_info
 
 try:
@@ -16,4 +17,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "build_info", "ops"]
+__all__ = ["__version__", "build_info", "load_generator", "ops"]
