@@ -93,3 +93,19 @@ def test_float64_on_cuda_matches_reference():
     planes = torch.randn(2, 3, 4, 9, 11, generator=g, dtype=torch.float64).cuda().requires_grad_()
     points = (torch.rand(2, 300, 3, generator=g, dtype=torch.float64) - 0.5).cuda().requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: ops.triplane_sample(a, b), (planes, points))
+
+
+def test_eg3d_generator_on_cuda_matches_cpu():
+    from eg3d_small import small_generator
+
+    from innout.eg3d import camera
+
+    generator = small_generator(seed=1)
+    cameras = camera.frontal_labels(2)
+    z = torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0))
+    ws = generator.mapping(z, cameras, 0.7)
+    cpu = generator.render(ws, cameras, deterministic=True)
+    gpu_generator = generator.cuda()
+    gpu = gpu_generator.render(ws.cuda(), cameras.cuda(), deterministic=True)
+    for key in ("image", "image_raw", "image_depth"):
+        assert relative_error(gpu[key].cpu(), cpu[key]) < 1e-4, key

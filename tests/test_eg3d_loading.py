@@ -31,6 +31,8 @@ PERSISTENT = {
     "SuperresolutionHybrid8X",
     "SuperresolutionHybrid8XDC",
 }
+SR_2X = "training.superresolution.SuperresolutionHybrid2X"
+
 #: Modules EG3D pickles by import path.
 PLAIN = {
     "OSGDecoder": ("training.triplane", "OSGDecoder"),
@@ -59,12 +61,12 @@ class InnoutAsEG3DPickler(EG3DPickler):
         return super().reducer_override(obj)
 
 
-def write_snapshot(generator, path: Path) -> None:
+def write_snapshot(generator, path: Path, superresolution_module: str = SR_2X) -> None:
     generator = copy.deepcopy(generator)
     generator._init_args = ()
     generator._init_kwargs = {
         k: EasyDict(v) if k in ("mapping_kwargs", "sr_kwargs") else v
-        for k, v in init_kwargs().items()
+        for k, v in init_kwargs(superresolution_module).items()
     }
     snapshot = {
         "G": generator,
@@ -85,11 +87,10 @@ def snapshot(tmp_path_factory):
     return generator, path
 
 
-def renders(generator):
-    cameras = camera.frontal_labels(2)
-    ws = generator.mapping(
-        torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)), cameras, 0.7
-    )
+def renders(generator, batch: int = 2):
+    cameras = camera.frontal_labels(batch)
+    z = torch.randn(batch, generator.z_dim, generator=torch.Generator().manual_seed(0))
+    ws = generator.mapping(z, cameras, 0.7)
     return generator.render(ws, cameras, seed=1)
 
 
@@ -111,6 +112,22 @@ def test_convert_then_load_gives_the_same_images(snapshot, tmp_path, capsys):
     loaded = innout.load_generator(target)
     expected, actual = renders(original), renders(loaded)
     assert torch.equal(actual["image"], expected["image"])
+
+
+@pytest.mark.parametrize(
+    "superresolution_module",
+    [f"training.superresolution.SuperresolutionHybrid{v}" for v in ("4X", "8X", "8XDC")],
+)
+def test_every_superresolution_variant_round_trips(superresolution_module, tmp_path):
+    original = small_generator(seed=2, resolution=8, superresolution_module=superresolution_module)
+    path = tmp_path / "snapshot.pkl"
+    write_snapshot(original, path, superresolution_module)
+    converted = tmp_path / "network.safetensors"
+    assert main(["convert", str(path), str(converted)]) == 0
+    expected = renders(original, batch=1)["image"]  # 512x512 SR: one image is enough
+    for loaded in (innout.load_generator(path), innout.load_generator(converted)):
+        assert type(loaded.superresolution) is type(original.superresolution)
+        assert torch.equal(renders(loaded, batch=1)["image"], expected)
 
 
 def test_generate_command_from_a_snapshot(snapshot, tmp_path):
