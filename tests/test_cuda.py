@@ -97,7 +97,6 @@ def test_float64_on_cuda_matches_reference():
 
 def test_eg3d_generator_on_cuda_matches_cpu():
     from eg3d_small import small_generator
-
     from innout.eg3d import camera
 
     generator = small_generator(seed=1)
