@@ -53,16 +53,58 @@ def _resize(t: torch.Tensor, size: int, antialias: bool) -> torch.Tensor:
 
 
 class _SuperresolutionBase(torch.nn.Module):
-    """Shared forward: pick the last w, resize the inputs if needed, run block0 and block1."""
+    """Two synthesis blocks conditioned on the last w; subclasses only declare their layout.
 
+    Constructor arguments are EG3D's (the same for every variant): ``channels`` (feature image
+    channels, 32), ``img_resolution`` (must be the variant's output size), ``sr_num_fp16_res``,
+    ``sr_antialias``; ``num_fp16_res``, ``conv_clamp``, ``channel_base`` and ``channel_max`` are
+    accepted and ignored as in EG3D; ``**block_kwargs`` go to both blocks.
+    """
+
+    #: Output size, the size block0 expects its inputs at, and the two blocks' output channels.
+    output_resolution: int
     input_resolution: int
-    sr_antialias: bool
+    block0_channels: int
+    block1_channels: int
+    #: Whether block0 keeps the resolution (SynthesisBlockNoUp) instead of doubling it.
+    block0_keeps_resolution = False
     #: '!=' resizes any input of another size; '<' only smaller inputs (4X and Deepfp32).
     _resize_only_smaller = False
+    #: 8X/4X/2X/Deepfp32 carry an unused ``resample_filter`` buffer in their checkpoints.
+    _has_resample_filter = True
 
-    def _block_options(self, sr_num_fp16_res: int) -> dict[str, Any]:
+    def __init__(
+        self,
+        channels: int,
+        img_resolution: int,
+        sr_num_fp16_res: int,
+        sr_antialias: bool = False,
+        num_fp16_res: int = 4,
+        conv_clamp: float | None = None,
+        channel_base: int | None = None,
+        channel_max: int | None = None,
+        **block_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if img_resolution != self.output_resolution:
+            size = self.output_resolution
+            raise ValueError(f"{name} makes {size}x{size} images, not {img_resolution}")
         use_fp16 = sr_num_fp16_res > 0
-        return {"use_fp16": use_fp16, "conv_clamp": 256 if use_fp16 else None}
+        options = {"use_fp16": use_fp16, "conv_clamp": 256 if use_fp16 else None, **block_kwargs}
+        self.sr_antialias = sr_antialias
+        block0_class = SynthesisBlockNoUp if self.block0_keeps_resolution else SynthesisBlock
+        block0_resolution = self.input_resolution * (1 if self.block0_keeps_resolution else 2)
+        self.block0 = block0_class(
+            channels, self.block0_channels, w_dim=SR_W_DIM, resolution=block0_resolution,
+            img_channels=3, is_last=False, **options,
+        )  # fmt: skip
+        self.block1 = SynthesisBlock(
+            self.block0_channels, self.block1_channels, w_dim=SR_W_DIM,
+            resolution=self.output_resolution, img_channels=3, is_last=True, **options,
+        )  # fmt: skip
+        if self._has_resample_filter:
+            self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
     def forward(
         self, rgb: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, **block_kwargs: Any
@@ -86,9 +128,8 @@ class _SuperresolutionBase(torch.nn.Module):
             else size != self.input_resolution
         )
         if wrong_size:
-            antialias = getattr(self, "sr_antialias", False)
-            x = _resize(x, self.input_resolution, antialias)
-            rgb = _resize(rgb, self.input_resolution, antialias)
+            x = _resize(x, self.input_resolution, self.sr_antialias)
+            rgb = _resize(rgb, self.input_resolution, self.sr_antialias)
         x, rgb = self.block0(x, rgb, ws, **block_kwargs)
         x, rgb = self.block1(x, rgb, ws, **block_kwargs)
         return rgb
@@ -97,137 +138,41 @@ class _SuperresolutionBase(torch.nn.Module):
 class SuperresolutionHybrid8XDC(_SuperresolutionBase):
     """128 -> 512 with wider blocks: block0 32->256 @256, block1 256->128 @512 (ffhq/afhq)."""
 
-    def __init__(
-        self,
-        channels: int,
-        img_resolution: int,
-        sr_num_fp16_res: int,
-        sr_antialias: bool,
-        num_fp16_res: int = 4,
-        conv_clamp: float | None = None,
-        channel_base: int | None = None,
-        channel_max: int | None = None,
-        **block_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        if img_resolution != 512:
-            raise ValueError(
-                f"SuperresolutionHybrid8XDC makes 512x512 images, not {img_resolution}"
-            )
-        opts = self._block_options(sr_num_fp16_res)
-        self.input_resolution = 128
-        self.sr_antialias = sr_antialias
-        self.block0 = SynthesisBlock(
-            channels, 256, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=False,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.block1 = SynthesisBlock(
-            256, 128, w_dim=SR_W_DIM, resolution=512, img_channels=3, is_last=True,
-            **opts, **block_kwargs,
-        )  # fmt: skip
+    output_resolution, input_resolution = 512, 128
+    block0_channels, block1_channels = 256, 128
+    _has_resample_filter = False
 
 
 class SuperresolutionHybrid8X(_SuperresolutionBase):
     """128 -> 512: block0 32->128 @256, block1 128->64 @512."""
 
-    def __init__(
-        self,
-        channels: int,
-        img_resolution: int,
-        sr_num_fp16_res: int,
-        sr_antialias: bool,
-        num_fp16_res: int = 4,
-        conv_clamp: float | None = None,
-        channel_base: int | None = None,
-        channel_max: int | None = None,
-        **block_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        if img_resolution != 512:
-            raise ValueError(f"SuperresolutionHybrid8X makes 512x512 images, not {img_resolution}")
-        opts = self._block_options(sr_num_fp16_res)
-        self.input_resolution = 128
-        self.sr_antialias = sr_antialias
-        self.block0 = SynthesisBlock(
-            channels, 128, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=False,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.block1 = SynthesisBlock(
-            128, 64, w_dim=SR_W_DIM, resolution=512, img_channels=3, is_last=True,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+    output_resolution, input_resolution = 512, 128
+    block0_channels, block1_channels = 128, 64
 
 
 class SuperresolutionHybrid4X(_SuperresolutionBase):
     """128 -> 256: block0 NoUp 32->128 @128, block1 128->64 @256. Resizes only smaller inputs."""
 
+    output_resolution, input_resolution = 256, 128
+    block0_channels, block1_channels = 128, 64
+    block0_keeps_resolution = True
     _resize_only_smaller = True
-
-    def __init__(
-        self,
-        channels: int,
-        img_resolution: int,
-        sr_num_fp16_res: int,
-        sr_antialias: bool,
-        num_fp16_res: int = 4,
-        conv_clamp: float | None = None,
-        channel_base: int | None = None,
-        channel_max: int | None = None,
-        **block_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        if img_resolution != 256:
-            raise ValueError(f"SuperresolutionHybrid4X makes 256x256 images, not {img_resolution}")
-        opts = self._block_options(sr_num_fp16_res)
-        self.sr_antialias = sr_antialias
-        self.input_resolution = 128
-        self.block0 = SynthesisBlockNoUp(
-            channels, 128, w_dim=SR_W_DIM, resolution=128, img_channels=3, is_last=False,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.block1 = SynthesisBlock(
-            128, 64, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=True,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
 
 class SuperresolutionHybrid2X(_SuperresolutionBase):
     """64 -> 128: block0 NoUp 32->128 @64, block1 128->64 @128 (shapenet cars)."""
 
-    def __init__(
-        self,
-        channels: int,
-        img_resolution: int,
-        sr_num_fp16_res: int,
-        sr_antialias: bool,
-        num_fp16_res: int = 4,
-        conv_clamp: float | None = None,
-        channel_base: int | None = None,
-        channel_max: int | None = None,
-        **block_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        if img_resolution != 128:
-            raise ValueError(f"SuperresolutionHybrid2X makes 128x128 images, not {img_resolution}")
-        opts = self._block_options(sr_num_fp16_res)
-        self.input_resolution = 64
-        self.sr_antialias = sr_antialias
-        self.block0 = SynthesisBlockNoUp(
-            channels, 128, w_dim=SR_W_DIM, resolution=64, img_channels=3, is_last=False,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.block1 = SynthesisBlock(
-            128, 64, w_dim=SR_W_DIM, resolution=128, img_channels=3, is_last=True,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+    output_resolution, input_resolution = 128, 64
+    block0_channels, block1_channels = 128, 64
+    block0_keeps_resolution = True
 
 
 class SuperresolutionHybridDeepfp32(_SuperresolutionBase):
-    """Legacy 128 -> 256 variant (no ``sr_antialias`` argument; resizes without antialiasing)."""
+    """Legacy 128 -> 256 variant (no ``sr_antialias`` in its signature; never antialiases)."""
 
+    output_resolution, input_resolution = 256, 128
+    block0_channels, block1_channels = 128, 64
+    block0_keeps_resolution = True
     _resize_only_smaller = True
 
     def __init__(
@@ -241,19 +186,7 @@ class SuperresolutionHybridDeepfp32(_SuperresolutionBase):
         channel_max: int | None = None,
         **block_kwargs: Any,
     ) -> None:
-        super().__init__()
-        if img_resolution != 256:
-            raise ValueError(
-                f"SuperresolutionHybridDeepfp32 makes 256x256 images, not {img_resolution}"
-            )
-        opts = self._block_options(sr_num_fp16_res)
-        self.input_resolution = 128
-        self.block0 = SynthesisBlockNoUp(
-            channels, 128, w_dim=SR_W_DIM, resolution=128, img_channels=3, is_last=False,
-            **opts, **block_kwargs,
+        super().__init__(
+            channels, img_resolution, sr_num_fp16_res, False, num_fp16_res, conv_clamp,
+            channel_base, channel_max, **block_kwargs,
         )  # fmt: skip
-        self.block1 = SynthesisBlock(
-            128, 64, w_dim=SR_W_DIM, resolution=256, img_channels=3, is_last=True,
-            **opts, **block_kwargs,
-        )  # fmt: skip
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
