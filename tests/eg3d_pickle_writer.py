@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from innout.eg3d import configs
 
 #: Globals that a snapshot written by EG3D contains (EG3D.md section 3.4, numpy 1.x names).
 OFFICIAL_GLOBALS = frozenset(
@@ -494,29 +495,8 @@ class AugmentPipe(_Persistent):
 
 
 def ffhq_rendering_kwargs(sr_module: str = "training.superresolution.SuperresolutionHybrid8XDC"):
-    """rendering_kwargs as EG3D's train.py builds them for the ffhq configuration."""
-    return {
-        "image_resolution": 16,
-        "disparity_space_sampling": False,
-        "clamp_mode": "softplus",
-        "superresolution_module": sr_module,
-        "c_gen_conditioning_zero": False,
-        "gpc_reg_prob": 0.5,
-        "c_scale": 1.0,
-        "superresolution_noise_mode": "none",
-        "density_reg": 0.25,
-        "density_reg_p_dist": 0.004,
-        "reg_type": "l1",
-        "decoder_lr_mul": 1.0,
-        "sr_antialias": True,
-        "depth_resolution": 48,
-        "depth_resolution_importance": 48,
-        "ray_start": 2.25,
-        "ray_end": 3.3,
-        "box_warp": 1,
-        "avg_camera_radius": 2.7,
-        "avg_camera_pivot": [0, 0, 0.2],
-    }
+    """rendering_kwargs as EG3D's train.py builds them for the ffhq configuration (16 px output)."""
+    return configs.rendering_kwargs(16, sr_module.rsplit(".", 1)[-1], 48)
 
 
 def generator_kwargs(sr_module: str = "training.superresolution.SuperresolutionHybrid8XDC"):

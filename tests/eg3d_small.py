@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from innout.eg3d import configs
 from innout.eg3d.generator import TriPlaneGenerator
 
 SR_RESOLUTION = {
@@ -17,28 +18,8 @@ def rendering_kwargs(
     superresolution_module: str = "training.superresolution.SuperresolutionHybrid2X",
     samples: int = 6,
 ) -> dict:
-    return {
-        "image_resolution": SR_RESOLUTION[superresolution_module],
-        "disparity_space_sampling": False,
-        "clamp_mode": "softplus",
-        "superresolution_module": superresolution_module,
-        "c_gen_conditioning_zero": False,
-        "gpc_reg_prob": 0.5,
-        "c_scale": 1.0,
-        "superresolution_noise_mode": "none",
-        "density_reg": 0.25,
-        "density_reg_p_dist": 0.004,
-        "reg_type": "l1",
-        "decoder_lr_mul": 1.0,
-        "sr_antialias": True,
-        "depth_resolution": samples,
-        "depth_resolution_importance": samples,
-        "ray_start": 2.25,
-        "ray_end": 3.3,
-        "box_warp": 1,
-        "avg_camera_radius": 2.7,
-        "avg_camera_pivot": [0, 0, 0.2],
-    }
+    short_name = superresolution_module.rsplit(".", 1)[-1]
+    return configs.rendering_kwargs(SR_RESOLUTION[superresolution_module], short_name, samples)
 
 
 def init_kwargs(

@@ -10,9 +10,20 @@ from __future__ import annotations
 import copy
 
 
-def _rendering_kwargs(
-    resolution: int, superresolution: str, samples: int, ray: tuple[float, float], box_warp: float
+def rendering_kwargs(
+    resolution: int,
+    superresolution: str,
+    samples: int,
+    ray: tuple[float, float] = (2.25, 3.3),
+    box_warp: float = 1.0,
 ) -> dict:
+    """EG3D's rendering_kwargs for the FFHQ camera set-up, as train.py builds them.
+
+    Args:
+        resolution: output image size; superresolution: the SR class name without its module
+        (e.g. "SuperresolutionHybrid8XDC"); samples: coarse and importance samples per ray;
+        ray: depth range; box_warp: side of the tri-plane cube.
+    """
     return {
         "image_resolution": resolution,
         "disparity_space_sampling": False,
@@ -44,7 +55,7 @@ _FFHQ512 = {
     "channel_base": 32768,
     "channel_max": 512,
     "fused_modconv_default": "inference_only",
-    "rendering_kwargs": _rendering_kwargs(512, "SuperresolutionHybrid8XDC", 48, (2.25, 3.3), 1.0),
+    "rendering_kwargs": rendering_kwargs(512, "SuperresolutionHybrid8XDC", 48),
     "num_fp16_res": 0,
     "sr_num_fp16_res": 4,
     "sr_kwargs": {
