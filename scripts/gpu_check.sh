@@ -23,6 +23,7 @@ python3 -m pytest tests -q -m cuda -p no:cacheprovider 2>&1 | tee "$out/tests.tx
 echo "== kernel benchmarks"
 python3 -m innout.cli bench kernels --device cuda --workload tiny --json "$out/bench_tiny.json" > "$out/bench_tiny.txt"
 python3 -m innout.cli bench kernels --device cuda --workload eg3d --json "$out/bench_eg3d.json" | tee "$out/bench_eg3d.txt"
+python3 -m innout.cli bench generator --device cuda --json "$out/bench_generator.json" | tee "$out/bench_generator.txt"
 echo "== summary"
 tail -n 5 "$out/tests.txt" | grep -E "passed|failed" || true
-cat "$out/bench_eg3d.txt"
+cat "$out/bench_eg3d.txt" "$out/bench_generator.txt"
