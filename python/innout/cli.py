@@ -7,6 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
+from innout.synth.cli import add_synth_commands
+
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from innout.info import build_info, format_build_info
@@ -130,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="cpu", help="cpu or cuda")
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(handler=_cmd_generate)
+
+    add_synth_commands(commands)
     return parser
 
 
