@@ -76,3 +76,20 @@ def test_generate_writes_images_depth_and_orbit_video(generator, tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 3 and frames[0].shape == (128, 128, 3)
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temp files left
+
+
+def test_training_step_through_the_in_place_super_resolution():
+    # 2X super-resolution writes into image_raw in place (EG3D's quirk, kept for inference);
+    # with autograd recording it must not break the backward pass.
+    # Rendering at the SR input size (64): no resize, so rgb aliases the feature image.
+    generator = small_generator(seed=3, resolution=64).train().requires_grad_(True)
+    cameras = camera.frontal_labels(2)
+    ws = generator.mapping(torch.randn(2, generator.z_dim), cameras)
+    out = generator.render(ws, cameras)
+    (out["image"].square().mean() + out["image_raw"].square().mean()).backward()
+    assert generator.backbone.synthesis.b4.const.grad.abs().sum() > 0
+    with torch.no_grad():
+        inference = generator.render(ws, cameras)
+    torch.testing.assert_close(inference["image"], out["image"].detach(), rtol=1e-5, atol=1e-5)
+    # In inference image_raw carries the SR's first ToRGB output, as EG3D's does.
+    assert not torch.allclose(inference["image_raw"], out["image_raw"].detach(), atol=1e-3)

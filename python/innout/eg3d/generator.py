@@ -210,11 +210,16 @@ class TriPlaneGenerator(torch.nn.Module):
         feature_image = features.reshape(batch, -1, resolution, resolution).contiguous()
         depth_image = rendered["depth"].reshape(batch, 1, resolution, resolution)
         weight_image = rendered["weight_total"].reshape(batch, 1, resolution, resolution)
-        # A view, as in EG3D: 2X/4X super-resolution adds to it in place (EG3D.md section 2.14).
+        # A view, as in EG3D: the 2X/4X super-resolution adds its first ToRGB output to it in place,
+        # so EG3D's image_raw of those models includes it (EG3D.md section 2.14); inference
+        # reproduces that. When autograd records, that in-place write would invalidate tensors
+        # saved for the backward (EG3D itself cannot train through it), so the SR then gets a copy
+        # and image_raw stays the plain rendering. The SR image is the same either way.
         rgb_image = feature_image[:, :3]
+        recording = torch.is_grad_enabled() and feature_image.requires_grad
         sr_kwargs = {k: v for k, v in synthesis_kwargs.items() if k != "noise_mode"}
         image = self.superresolution(
-            rgb_image,
+            rgb_image.clone() if recording else rgb_image,
             feature_image,
             ws,
             noise_mode=self.rendering_kwargs.get("superresolution_noise_mode", "none"),
