@@ -136,6 +136,20 @@ INNOUT_HD void triplane_sample_point(const TriplaneSampleParams<T>& p, int64_t b
     triplane_project(point, k, scale, gx, gy);
     taps[k] = bilinear_taps(gx, gy, p.height, p.width);
   }
+  if (c_end - c_begin == 1) {
+    // One channel per call (the CUDA backend's thread mapping): a scalar sum, so that no local
+    // array has to live in (slow) per-thread memory on the GPU.
+    T sum = T(0);
+    for (int k = 0; k < 3; ++k) {
+      const T* plane = plane_base + k * plane_size + c_begin;
+      for (int corner = 0; corner < 4; ++corner) {
+        if (taps[k].valid[corner])
+          sum += taps[k].weight[corner] * plane[taps[k].texel[corner] * p.channels];
+      }
+    }
+    out[c_begin] = sum / T(3);
+    return;
+  }
   for (int64_t block = c_begin; block < c_end; block += kTriplaneChannelBlock) {
     const int64_t count =
         c_end - block < kTriplaneChannelBlock ? c_end - block : kTriplaneChannelBlock;
