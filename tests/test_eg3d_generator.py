@@ -93,3 +93,16 @@ def test_training_step_through_the_in_place_super_resolution():
     torch.testing.assert_close(inference["image"], out["image"].detach(), rtol=1e-5, atol=1e-5)
     # In inference image_raw carries the SR's first ToRGB output, as EG3D's does.
     assert not torch.allclose(inference["image_raw"], out["image_raw"].detach(), atol=1e-3)
+
+
+def test_plane_resolution_option_for_small_models():
+    from eg3d_small import init_kwargs
+    from innout.eg3d.generator import TriPlaneGenerator
+
+    generator = TriPlaneGenerator(**init_kwargs(), plane_resolution=64).eval()
+    ws = generator.mapping(torch.randn(1, generator.z_dim), camera.frontal_labels(1))
+    assert generator.planes(ws, noise_mode="const").shape == (1, 3, 32, 64, 64)
+    out = generator.render(ws, camera.frontal_labels(1), resolution=16)
+    assert out["image"].shape == (1, 3, 128, 128)
+    with pytest.raises(ValueError, match="power of two"):
+        TriPlaneGenerator(**init_kwargs(), plane_resolution=100)

@@ -46,6 +46,8 @@ class TriPlaneGenerator(torch.nn.Module):
         rendering_kwargs: EG3D's rendering options (sample counts, depth range, box_warp, SR
             module name, c_scale, ...; EG3D.md section 2.15).
         sr_kwargs: super-resolution options (fused_modconv_default, ...).
+        plane_resolution: side of the tri-planes (innout's addition for small models; EG3D
+            always uses 256, the default, and official checkpoints never set it).
         **synthesis_kwargs: backbone options (channel_base, channel_max, num_fp16_res, ...).
     """
 
@@ -60,9 +62,14 @@ class TriPlaneGenerator(torch.nn.Module):
         mapping_kwargs: dict | None = None,
         rendering_kwargs: dict | None = None,
         sr_kwargs: dict | None = None,
+        plane_resolution: int = 256,
         **synthesis_kwargs,
     ) -> None:
         super().__init__()
+        if plane_resolution < 4 or plane_resolution & (plane_resolution - 1):
+            raise ValueError(
+                f"plane_resolution must be a power of two >= 4, got {plane_resolution}"
+            )
         mapping_kwargs = dict(mapping_kwargs or {})
         rendering_kwargs = dict(rendering_kwargs or {})
         sr_kwargs = dict(sr_kwargs or {})
@@ -73,7 +80,7 @@ class TriPlaneGenerator(torch.nn.Module):
             z_dim,
             c_dim,
             w_dim,
-            img_resolution=256,
+            img_resolution=plane_resolution,
             img_channels=3 * PLANE_CHANNELS,
             mapping_kwargs=mapping_kwargs,
             **synthesis_kwargs,
