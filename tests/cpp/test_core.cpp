@@ -30,6 +30,22 @@ std::vector<double> random_vector(size_t n, double lo, double hi, unsigned seed)
   return v;
 }
 
+// Params of shared planes [1, 3, H, W, C] (channels-last) sampled at `points` of one batch item.
+template <typename T>
+innout::TriplaneSampleParams<T> shared_planes(const T* planes, int64_t channels, int64_t height,
+                                              int64_t width, const T* points, int64_t num_points) {
+  innout::TriplaneSampleParams<T> p;
+  p.planes = planes;
+  p.plane_batch = 1;
+  p.channels = channels;
+  p.height = height;
+  p.width = width;
+  p.points = points;
+  p.batch = 1;
+  p.num_points = num_points;
+  return p;
+}
+
 // Bilinear sampling at a texel centre returns that texel; the mean over the three planes follows.
 void triplane_at_texel_centre() {
   const int64_t C = 2, H = 4, W = 5;
@@ -43,15 +59,7 @@ void triplane_at_texel_centre() {
   for (size_t i = H * W * C; i < only0.size(); ++i) only0[i] = 0.0;
   const double point[3] = {gx / 2, gy / 2, 0.0};
   double features[2] = {0, 0};
-  innout::TriplaneSampleParams<double> p;
-  p.planes = only0.data();
-  p.plane_batch = 1;
-  p.channels = C;
-  p.height = H;
-  p.width = W;
-  p.points = point;
-  p.batch = 1;
-  p.num_points = 1;
+  auto p = shared_planes(only0.data(), C, H, W, point, 1);
   p.features = features;
   check(innout::cpu::triplane_sample_forward(p, {}).ok(), "triplane forward status");
   for (int c = 0; c < C; ++c) {
@@ -235,15 +243,7 @@ void results_do_not_depend_on_thread_count() {
   for (auto& x : points) x = dist(rng);
   for (auto& x : grad) x = dist(rng);
   std::vector<float> gp1(planes.size()), gp4(planes.size()), gq1(points.size()), gq4(points.size());
-  innout::TriplaneSampleParams<float> p;
-  p.planes = planes.data();
-  p.plane_batch = 1;
-  p.channels = C;
-  p.height = H;
-  p.width = W;
-  p.points = points.data();
-  p.batch = B;
-  p.num_points = M;
+  auto p = shared_planes(planes.data(), C, H, W, points.data(), B * M);
   p.grad_features = grad.data();
   p.grad_planes = gp1.data();
   p.grad_points = gq1.data();
@@ -263,15 +263,7 @@ void single_channel_path_equals_row_path() {
   std::uniform_real_distribution<float> dist(-0.6f, 0.6f);
   for (auto& x : planes) x = dist(rng);
   for (auto& x : points) x = dist(rng);
-  innout::TriplaneSampleParams<float> p;
-  p.planes = planes.data();
-  p.plane_batch = 1;
-  p.channels = C;
-  p.height = H;
-  p.width = W;
-  p.points = points.data();
-  p.batch = 1;
-  p.num_points = M;
+  auto p = shared_planes(planes.data(), C, H, W, points.data(), M);
   p.features = row.data();
   for (int64_t m = 0; m < M; ++m) innout::triplane_sample_point(p, 0, m, 0, C);
   p.features = single.data();
