@@ -53,19 +53,4 @@ struct CpuOptions {
   int num_threads = 0;
 };
 
-template <typename T>
-INNOUT_HD T softplus(T x) {
-  // Same threshold as torch.nn.functional.softplus (beta = 1, threshold = 20): above it the
-  // function is the identity to float precision, and exp() would overflow for large inputs.
-  using std::exp;
-  using std::log1p;
-  return x > T(20) ? x : log1p(exp(x));
-}
-
-template <typename T>
-INNOUT_HD T sigmoid(T x) {
-  using std::exp;
-  return T(1) / (T(1) + exp(-x));
-}
-
 }  // namespace innout

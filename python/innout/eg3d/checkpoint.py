@@ -41,6 +41,7 @@ from .pickle_reader import (
     UnsafeCheckpointError,
     restricted_load,
 )
+from .superresolution import SUPERRESOLUTION_MODULES
 
 __all__ = [
     "CheckpointError",
@@ -60,12 +61,7 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 
 #: The superresolution modules innout implements (``rendering_kwargs['superresolution_module']``).
-SUPPORTED_SUPERRESOLUTION_MODULES: tuple[str, ...] = (
-    "training.superresolution.SuperresolutionHybrid8XDC",
-    "training.superresolution.SuperresolutionHybrid8X",
-    "training.superresolution.SuperresolutionHybrid4X",
-    "training.superresolution.SuperresolutionHybrid2X",
-)
+SUPPORTED_SUPERRESOLUTION_MODULES: tuple[str, ...] = tuple(SUPERRESOLUTION_MODULES)
 
 #: safetensors metadata key that holds the JSON config of a converted checkpoint.
 CONFIG_METADATA_KEY = "innout_config"

@@ -15,21 +15,8 @@ import torch
 from innout.eg3d import camera
 from innout.eg3d.decoder import OSGDecoder
 from innout.eg3d.renderer import RenderSettings, RenderUniforms, render_rays
-from innout.eg3d.superresolution import (
-    SuperresolutionHybrid2X,
-    SuperresolutionHybrid4X,
-    SuperresolutionHybrid8X,
-    SuperresolutionHybrid8XDC,
-)
+from innout.eg3d.superresolution import SUPERRESOLUTION_MODULES
 from innout.eg3d.synthesis import Generator as StyleGAN2Backbone
-
-#: EG3D's super-resolution class names (as stored in rendering_kwargs) -> innout classes.
-SUPERRESOLUTION_MODULES = {
-    "training.superresolution.SuperresolutionHybrid8XDC": SuperresolutionHybrid8XDC,
-    "training.superresolution.SuperresolutionHybrid8X": SuperresolutionHybrid8X,
-    "training.superresolution.SuperresolutionHybrid4X": SuperresolutionHybrid4X,
-    "training.superresolution.SuperresolutionHybrid2X": SuperresolutionHybrid2X,
-}
 
 #: Tri-plane layout: the backbone's 96 channels are 3 planes of 32.
 PLANE_CHANNELS = 32

@@ -190,3 +190,13 @@ class SuperresolutionHybridDeepfp32(_SuperresolutionBase):
             channels, img_resolution, sr_num_fp16_res, False, num_fp16_res, conv_clamp,
             channel_base, channel_max, **block_kwargs,
         )  # fmt: skip
+
+
+#: EG3D's super-resolution class names, as rendering_kwargs["superresolution_module"] stores
+#: them, of the variants the released generators use -> innout's classes.
+SUPERRESOLUTION_MODULES = {
+    "training.superresolution.SuperresolutionHybrid8XDC": SuperresolutionHybrid8XDC,
+    "training.superresolution.SuperresolutionHybrid8X": SuperresolutionHybrid8X,
+    "training.superresolution.SuperresolutionHybrid4X": SuperresolutionHybrid4X,
+    "training.superresolution.SuperresolutionHybrid2X": SuperresolutionHybrid2X,
+}
