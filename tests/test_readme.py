@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import torch
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -15,3 +17,14 @@ def test_quick_start_runs():
     exec(compile(match.group(1), "README quick start", "exec"), namespace)  # noqa: S102
     assert namespace["composite"].shape == (1, 4096, 32)
     assert namespace["fine"].shape == (1, 4096, 48)
+
+
+def test_tiny_example_runs():
+    text = README.read_text()
+    pattern = r"### innout-tiny, the bundled model\n\n```bash\n.*?```\n\n```python\n(.*?)```"
+    match = re.search(pattern, text, re.S)
+    assert match, "README has the innout-tiny python block"
+    namespace: dict = {}
+    exec(compile(match.group(1), "README innout-tiny", "exec"), namespace)  # noqa: S102
+    assert namespace["out"]["image"].shape == (1, 3, 128, 128)
+    assert not torch.equal(namespace["smiling"], namespace["ws"])

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from innout.synth.cli import add_synth_commands
+from innout.tiny.cli import add_tiny_commands
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_cmd_convert)
 
     gen = commands.add_parser("generate", help="random faces: images, depth maps, orbit videos")
-    gen.add_argument("--network", required=True, help="EG3D .pkl or converted .safetensors")
+    gen.add_argument("--network", default="tiny",
+                     help="EG3D .pkl, converted .safetensors, or tiny (bundled; default)")
     gen.add_argument("--seeds", default="0-3", help="e.g. 0-3,7 (EG3D's seeds: numpy RandomState)")
     gen.add_argument("--trunc", type=float, default=0.7, help="truncation psi")
     gen.add_argument("--trunc-cutoff", type=int, default=14, help="layers truncated")
@@ -134,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(handler=_cmd_generate)
 
     add_synth_commands(commands)
+    add_tiny_commands(commands)
     return parser
 
 

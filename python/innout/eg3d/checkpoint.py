@@ -340,6 +340,30 @@ def write_converted(
     return out_path
 
 
+def generator_state(
+    generator: torch.nn.Module, init_kwargs: Mapping[str, Any]
+) -> StateTuple:
+    """``(config, tensors)`` of a generator built by innout from ``init_kwargs`` (e.g. one that
+    innout trained), in the format :func:`write_converted` writes and :func:`build_generator`
+    reads back."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
+    rendering = getattr(generator, "rendering_kwargs", init_kwargs.get("rendering_kwargs"))
+    config: dict[str, Any] = {
+        "format": CONFIG_FORMAT,
+        "format_version": CONFIG_FORMAT_VERSION,
+        "class_name": type(generator).__name__,
+        "init_args": [],
+        "init_kwargs": _json_strict(dict(init_kwargs), "init_kwargs"),
+        "neural_rendering_resolution": getattr(generator, "neural_rendering_resolution", None),
+        "rendering_kwargs": rendering,
+        "superresolution_module": (rendering or {}).get("superresolution_module"),
+        "attributes": {},
+        "modules": {},
+        "tensor_names": list(tensors),
+    }
+    return json.loads(json.dumps(config)), tensors
+
+
 def convert_checkpoint(pkl_path: PathLike, out_path: PathLike, key: str = "G_ema") -> Path:
     """Convert the network under ``key`` of an official EG3D ``.pkl`` to innout's safetensors.
 

@@ -19,6 +19,7 @@ from innout.eg3d.checkpoint import (
     recorded_tree_to_state,
 )
 from innout.eg3d.generator import TriPlaneGenerator
+from innout.tiny.bundle import TINY_NETWORK, weights_path
 
 #: Persistent classes a checkpoint may name for its generator, by short class name.
 GENERATOR_CLASSES = {"TriPlaneGenerator": TriPlaneGenerator}
@@ -34,7 +35,7 @@ def load_generator(
 
     Args:
         network: path to an official EG3D .pkl or to a .safetensors file written by
-            `innout convert`.
+            `innout convert`, or "tiny" for the bundled innout-tiny model.
         device: where to put the generator.
         key: which network of a .pkl snapshot ("G_ema", or "G").
 
@@ -42,6 +43,11 @@ def load_generator(
         CheckpointError: a missing, corrupt, unsafe or incompatible file (the message says what).
     """
     path = Path(network)
+    if str(network) == TINY_NETWORK and not path.exists():
+        try:
+            path = weights_path()
+        except FileNotFoundError as error:
+            raise CheckpointError(str(error)) from None
     if not path.is_file():
         raise CheckpointError(f"network file not found: {path}")
     if path.suffix == ".safetensors":

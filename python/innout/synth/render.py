@@ -87,18 +87,22 @@ def _evaluate(field: Callable, origins, directions, depths):
 
 
 @torch.no_grad()
-def render_field(
-    field: Callable, cameras: torch.Tensor, settings: SynthRenderSettings | None = None
-) -> RenderOutput:
-    """Renders a scene field (see :func:`scene_field`) from one camera label [1, 25] or [25]."""
+def render_rays(
+    field: Callable,
+    origins: torch.Tensor,
+    directions: torch.Tensor,
+    settings: SynthRenderSettings | None = None,
+) -> torch.Tensor:
+    """Marches a scene field (see :func:`scene_field`) along rays [M, 3] (unit directions).
+
+    Returns [M, C + 1]: the composite features (2F - 1, as EG3D's marcher) then the depth. Used for
+    whole images (:func:`render_field`) and for the random rays of training.
+    """
     settings = settings or SynthRenderSettings()
-    labels = camera.check_labels(cameras.reshape(1, 25).float())
-    res = settings.resolution
-    origins, directions = camera.pixel_rays(labels, res)
-    outs, depth_out = [], []
-    for start in range(0, res * res, settings.chunk_rays):
-        o = origins[:, start : start + settings.chunk_rays]
-        d = directions[:, start : start + settings.chunk_rays]
+    outs = []
+    for start in range(0, origins.shape[0], settings.chunk_rays):
+        o = origins[None, start : start + settings.chunk_rays]
+        d = directions[None, start : start + settings.chunk_rays]
         near = torch.full(o.shape[:2], settings.near)
         far = torch.full(o.shape[:2], settings.far)
         coarse = ops.stratified_sample(near, far, settings.coarse_samples, deterministic=True)
@@ -115,10 +119,22 @@ def render_field(
             index = order.unsqueeze(-1).expand(*order.shape, features.shape[-1])
             features = torch.gather(features, -2, index)
         composite, depth, _ = ops.ray_march(depths.contiguous(), raw, features.contiguous())
-        outs.append(composite[0])
-        depth_out.append(depth[0])
-    composite = torch.cat(outs).reshape(res, res, -1).permute(2, 0, 1)
-    depth = torch.cat(depth_out).reshape(1, res, res)
+        outs.append(torch.cat([composite[0], depth[0].unsqueeze(-1)], -1))
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def render_field(
+    field: Callable, cameras: torch.Tensor, settings: SynthRenderSettings | None = None
+) -> RenderOutput:
+    """Renders a scene field (see :func:`scene_field`) from one camera label [1, 25] or [25]."""
+    settings = settings or SynthRenderSettings()
+    labels = camera.check_labels(cameras.reshape(1, 25).float())
+    res = settings.resolution
+    origins, directions = camera.pixel_rays(labels, res)
+    marched = render_rays(field, origins[0], directions[0], settings)
+    composite = marched[:, :-1].reshape(res, res, -1).permute(2, 0, 1)
+    depth = marched[:, -1].reshape(1, res, res)
     opacity = ((composite[3:4] + 1) / 2).clamp(0, 1)
     return RenderOutput(image=composite[:3].contiguous(), depth=depth, opacity=opacity)
 

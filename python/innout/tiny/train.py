@@ -1,0 +1,439 @@
+"""Training innout-tiny by regression on the synthetic head world (SYNTHETIC.md, "innout-tiny").
+
+Not adversarial: for z ~ N(0, I) and an FFHQ-like camera, the generator's rendering G(z, c) is
+fitted to the analytic render of the head p(z) from the same camera. Two stages fit in an hour on
+two CPU cores:
+
+1. **Field stage** (mapping, backbone, decoder): every step renders `rays_per_item` random pixels
+   of the 64^2 raw image for each of `batch` heads, and regresses their RGB (MSE) and depth
+   (L1, small weight) against the analytic marcher's values on exactly those rays. Sparse rays
+   see many heads per second; the backbone still produces whole tri-planes. An exponential moving
+   average of the weights (as EG3D's G_ema) is what is kept.
+2. **Super-resolution stage** (SR network only, backbone frozen): a fixed pool of heads is
+   rendered once by the frozen generator (64^2 feature images) and once analytically at 128^2;
+   the SR network is fitted to map the first to the second (MSE).
+
+Everything is seeded: the same `TrainConfig` gives the same weights on the same machine and
+thread count. Progress bars show the loss; `log.jsonl` in the output folder has one line per
+logged step, `metrics.json` the held-out evaluation (:mod:`innout.tiny.evaluate`), and
+`state.pt` (tensors only, read with ``weights_only``) lets an interrupted run resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from innout.eg3d import camera
+from innout.eg3d.checkpoint import generator_state, write_converted
+from innout.eg3d.generator import TriPlaneGenerator
+from innout.eg3d.renderer import render_rays
+from innout.synth.head import HeadField, params_from_z
+from innout.synth.render import SynthRenderSettings, render_field, scene_field
+from innout.synth.render import render_rays as march_field
+from innout.tiny.architecture import RAW_RESOLUTION, tiny_init_kwargs
+
+#: Camera angles of training views (radians from frontal): a little wider than the videos'
+#: (yaw +-0.35, pitch +-0.2) and the novel views' (yaw 0.45) so that all are in distribution.
+MAX_TRAIN_YAW = 0.55
+MAX_TRAIN_PITCH = 0.3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (recorded in the output's config JSON).
+
+    Attributes:
+        seed: seeds weights, latents, cameras, rays and sampling jitter.
+        field_steps: optimiser steps of the field stage.
+        batch: heads per step; rays_per_item: random raw pixels per head.
+        lr: Adam learning rate (the mapping's is divided by its lr multiplier, so that every
+            layer moves by a similar relative amount); warm-up then cosine decay to lr_final_ratio.
+        depth_weight: weight of the L1 depth term (world units) against the RGB MSE ([-1, 1]).
+        opacity_weight: weight of (1 - accumulated opacity)^2: every ray of the world ends on an
+            opaque surface, and without this term the field first explains colours with
+            semi-transparent fog and forms surfaces very slowly.
+        ema_half_life: half-life, in steps, of the moving average of the weights.
+        sr_steps, sr_pool, sr_batch, sr_lr: the super-resolution stage.
+        eval_heads: held-out (z, camera) pairs of the final evaluation.
+        gt_samples: coarse and fine samples per ray of the analytic ground truth.
+        log_every: steps between log lines.
+    """
+
+    seed: int = 0
+    field_steps: int = 1500
+    batch: int = 4
+    rays_per_item: int = 1024
+    lr: float = 5e-3
+    lr_final_ratio: float = 0.05
+    warmup_steps: int = 50
+    depth_weight: float = 1.0
+    opacity_weight: float = 1.0
+    ema_half_life: float = 60.0
+    sr_steps: int = 250
+    sr_pool: int = 64
+    sr_batch: int = 4
+    sr_lr: float = 1e-3
+    eval_heads: int = 16
+    gt_samples: int = 64
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        positive = (
+            "batch",
+            "rays_per_item",
+            "sr_pool",
+            "sr_batch",
+            "eval_heads",
+            "gt_samples",
+            "log_every",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.field_steps < 0 or self.sr_steps < 0:
+            raise ValueError("field_steps and sr_steps must be >= 0")
+        if self.rays_per_item > RAW_RESOLUTION**2:
+            raise ValueError(
+                f"rays_per_item must be <= {RAW_RESOLUTION**2} (pixels of a raw image)"
+            )
+
+
+def sample_heads(
+    count: int, rng: torch.Generator, z_dim: int = 512
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """z [count, z_dim] ~ N(0, I) and camera labels [count, 25] with random yaw and pitch."""
+    z = torch.randn(count, z_dim, generator=rng)
+    yaw = (torch.rand(count, generator=rng) * 2 - 1) * MAX_TRAIN_YAW
+    pitch = (torch.rand(count, generator=rng) * 2 - 1) * MAX_TRAIN_PITCH
+    pose = camera.look_at_cam2world(math.pi / 2 + yaw, math.pi / 2 + pitch)
+    labels = camera.camera_labels(pose, camera.intrinsics(camera.FFHQ_FOCAL).expand(count, 3, 3))
+    return z, labels
+
+
+def ground_truth_rays(
+    z: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor, samples: int
+) -> torch.Tensor:
+    """Analytic render of head p(z_i) along rays [N, M, 3]: [N, M, 4] = RGB in [-1, 1], depth."""
+    settings = SynthRenderSettings(coarse_samples=samples, fine_samples=samples)
+    out = []
+    for i in range(z.shape[0]):
+        field = scene_field(HeadField(params_from_z(z[i])), None)
+        marched = march_field(field, origins[i], directions[i], settings)
+        out.append(torch.cat([marched[:, :3], marched[:, -1:]], -1))
+    return torch.stack(out)
+
+
+def ground_truth_images(
+    z: torch.Tensor, labels: torch.Tensor, resolution: int, samples: int
+) -> torch.Tensor:
+    """Analytic renders [N, 3, R, R] in [-1, 1] of heads p(z_i) from cameras labels[i]."""
+    settings = SynthRenderSettings(
+        resolution=resolution, coarse_samples=samples, fine_samples=samples
+    )
+    images = []
+    for i in range(z.shape[0]):
+        field = scene_field(HeadField(params_from_z(z[i])), None)
+        images.append(render_field(field, labels[i], settings).image)
+    return torch.stack(images)
+
+
+def build_tiny(seed: int) -> TriPlaneGenerator:
+    """A freshly initialised innout-tiny generator (seeded)."""
+    torch.manual_seed(seed)
+    generator = TriPlaneGenerator(**tiny_init_kwargs())
+    generator.neural_rendering_resolution = RAW_RESOLUTION
+    return generator
+
+
+def _learning_rate(config: TrainConfig, step: int) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.field_steps - config.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * (config.lr_final_ratio + (1 - config.lr_final_ratio) * cosine)
+
+
+def _optimizer(generator: TriPlaneGenerator, config: TrainConfig) -> torch.optim.Adam:
+    # The mapping's layers have lr multiplier 0.01 (stored weights scaled by 100): meant for GAN
+    # training, it would leave the mapping nearly frozen here, so its group's rate is divided by
+    # it. The decoder's multiplier (rendering_kwargs["decoder_lr_mul"]) is kept: it is what lets
+    # densities grow to opaque values quickly.
+    mapping = generator.backbone.mapping
+    multiplier = float(getattr(mapping.fc0, "bias_gain", 1.0))
+    mapping_ids = {id(p) for name, p in mapping.named_parameters() if name.startswith("fc")}
+    fast = [p for p in generator.parameters() if id(p) in mapping_ids]
+    others = [p for p in generator.parameters() if id(p) not in mapping_ids]
+    groups = [{"params": others, "scale": 1.0}, {"params": fast, "scale": 1.0 / multiplier}]
+    return torch.optim.Adam(groups, lr=config.lr, betas=(0.9, 0.99))
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    for target, source in zip(ema.parameters(), model.parameters()):
+        target.lerp_(source, 1 - beta)
+    for target, source in zip(ema.buffers(), model.buffers()):
+        target.copy_(source)
+
+
+def _field_step(
+    generator: TriPlaneGenerator, config: TrainConfig, rng: torch.Generator
+) -> dict[str, float]:
+    z, labels = sample_heads(config.batch, rng)
+    origins, directions = camera.pixel_rays(labels, RAW_RESOLUTION)
+    pixels = torch.stack(
+        [
+            torch.randperm(RAW_RESOLUTION**2, generator=rng)[: config.rays_per_item]
+            for _ in range(config.batch)
+        ]
+    )
+    index = pixels.unsqueeze(-1).expand(-1, -1, 3)
+    origins, directions = origins.gather(1, index), directions.gather(1, index)
+    target = ground_truth_rays(z, origins, directions, config.gt_samples)
+    ws = generator.mapping(z, labels, update_emas=True)
+    planes = generator.planes(ws, noise_mode="const")
+    rendered = render_rays(
+        planes, generator.decoder, origins, directions, generator.render_settings(), generator=rng
+    )
+    rgb_error = (rendered["features"][..., :3] - target[..., :3]).square().mean()
+    depth_error = (rendered["depth"] - target[..., 3]).abs().mean()
+    opacity_error = (1 - rendered["weight_total"]).square().mean()
+    loss = rgb_error + config.depth_weight * depth_error + config.opacity_weight * opacity_error
+    loss.backward()
+    return {
+        "loss": float(loss.detach()),
+        "rgb_mse": float(rgb_error.detach()),
+        "depth_l1": float(depth_error.detach()),
+        "transparency": float(opacity_error.detach()),
+    }
+
+
+def psnr(mse: float | torch.Tensor) -> float:
+    """PSNR in dB of a mean squared error between images in [-1, 1] (peak-to-peak 2)."""
+    return float(10 * torch.log10(4.0 / torch.as_tensor(mse, dtype=torch.float64)))
+
+
+class _Log:
+    """Appends JSON lines to log.jsonl (flushed, so that a crash loses nothing written)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _save_state(path: Path, state: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(state, temporary)
+    temporary.replace(path)
+
+
+def train_field(
+    generator: TriPlaneGenerator,
+    ema: TriPlaneGenerator,
+    config: TrainConfig,
+    out: Path,
+    log: _Log,
+    progress: bool,
+    start_step: int = 0,
+    optimizer_state: dict | None = None,
+    rng_state: torch.Tensor | None = None,
+    checkpoint_every: int = 100,
+) -> None:
+    """Stage 1 (see the module docstring); saves `state.pt` every `checkpoint_every` steps."""
+    rng = torch.Generator().manual_seed(config.seed + 1)
+    if rng_state is not None:
+        rng.set_state(rng_state)
+    optimizer = _optimizer(generator, config)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    beta_full = 0.5 ** (1.0 / config.ema_half_life)
+    bar = tqdm(
+        range(start_step, config.field_steps),
+        desc="field",
+        unit="step",
+        initial=start_step,
+        total=config.field_steps,
+        disable=not progress,
+    )
+    for step in bar:
+        lr = _learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["scale"]
+        optimizer.zero_grad(set_to_none=True)
+        stats = _field_step(generator, config, rng)
+        optimizer.step()
+        _update_ema(ema, generator, min(beta_full, (1 + step) / (10 + step)))
+        bar.set_postfix(loss=f"{stats['loss']:.4f}", psnr=f"{psnr(stats['rgb_mse']):.1f}")
+        if step % config.log_every == 0 or step == config.field_steps - 1:
+            log.write(
+                {
+                    "stage": "field",
+                    "step": step,
+                    "lr": lr,
+                    **stats,
+                    "psnr_raw": psnr(stats["rgb_mse"]),
+                    "time": time.time(),
+                }
+            )
+        if (step + 1) % checkpoint_every == 0 and step + 1 < config.field_steps:
+            _save_state(
+                out / "state.pt",
+                {
+                    "config": dataclasses.asdict(config),
+                    "stage": "field",
+                    "step": step + 1,
+                    "generator": generator.state_dict(),
+                    "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng": rng.get_state(),
+                },
+            )
+
+
+def train_superresolution(
+    generator: TriPlaneGenerator, config: TrainConfig, log: _Log, progress: bool
+) -> None:
+    """Stage 2: fits `generator.superresolution` on a fixed pool of heads (backbone frozen)."""
+    rng = torch.Generator().manual_seed(config.seed + 2)
+    z, labels = sample_heads(config.sr_pool, rng)
+    output_resolution = generator.img_resolution
+    targets, features, latents = [], [], []
+    chunks = range(0, config.sr_pool, config.sr_batch)
+    for start in tqdm(chunks, desc="sr pool", unit="batch", disable=not progress):
+        part = slice(start, start + config.sr_batch)
+        targets.append(
+            ground_truth_images(z[part], labels[part], output_resolution, config.gt_samples)
+        )
+        with torch.no_grad():
+            ws = generator.mapping(z[part], labels[part])
+            rendered = generator.render(ws, labels[part], seed=config.seed + start)
+        features.append(rendered["features"])
+        latents.append(ws)
+    target, feature, latent = torch.cat(targets), torch.cat(features), torch.cat(latents)
+    sr = generator.superresolution
+    optimizer = torch.optim.Adam(sr.parameters(), lr=config.sr_lr, betas=(0.9, 0.99))
+    noise_mode = generator.rendering_kwargs.get("superresolution_noise_mode", "none")
+    bar = tqdm(range(config.sr_steps), desc="superres", unit="step", disable=not progress)
+    for step in bar:
+        cosine = 0.5 * (1 + math.cos(math.pi * step / max(1, config.sr_steps)))
+        for group in optimizer.param_groups:
+            group["lr"] = config.sr_lr * (
+                config.lr_final_ratio + (1 - config.lr_final_ratio) * cosine
+            )
+        pick = torch.randperm(config.sr_pool, generator=rng)[: config.sr_batch]
+        x = feature[pick]
+        image = sr(x[:, :3].clone(), x, latent[pick], noise_mode=noise_mode)
+        loss = (image - target[pick]).square().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        bar.set_postfix(loss=f"{value:.4f}", psnr=f"{psnr(value):.1f}")
+        if step % config.log_every == 0 or step == config.sr_steps - 1:
+            log.write(
+                {
+                    "stage": "superresolution",
+                    "step": step,
+                    "loss": value,
+                    "psnr_sr": psnr(value),
+                    "time": time.time(),
+                }
+            )
+
+
+def train_tiny(
+    config: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    progress: bool = True,
+    evaluate: Callable[[TriPlaneGenerator], dict] | None = None,
+    resume: bool = True,
+    checkpoint_every: int = 100,
+) -> dict:
+    """Trains innout-tiny into folder `out` and returns the run's record.
+
+    Writes `innout-tiny.safetensors` (the generator, loadable with `innout.load_generator`),
+    `innout-tiny.json` (config, timings, metrics), `log.jsonl` and, while running, `state.pt`.
+    With `resume`, a `state.pt` of the same config (saved every `checkpoint_every` field steps)
+    continues where it stopped.
+    `evaluate(generator) -> metrics` runs at the end (default: the held-out evaluation).
+    """
+    from innout.tiny.evaluate import evaluate_heldout
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    generator = build_tiny(config.seed).train()
+    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    start_step, optimizer_state, rng_state = 0, None, None
+    state_path = out / "state.pt"
+    if resume and state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        if state.get("config") not in (None, dataclasses.asdict(config)):
+            raise ValueError(f"{state_path} belongs to a run with other settings; remove it first")
+        generator.load_state_dict(state["generator"])
+        ema.load_state_dict(state["ema"])
+        start_step, optimizer_state, rng_state = state["step"], state["optimizer"], state["rng"]
+    log = _Log(out / "log.jsonl")
+    try:
+        train_field(
+            generator,
+            ema,
+            config,
+            out,
+            log,
+            progress,
+            start_step,
+            optimizer_state,
+            rng_state,
+            checkpoint_every,
+        )
+        field_done = time.time()
+        ema.requires_grad_(False)
+        ema.superresolution.requires_grad_(True)
+        train_superresolution(ema.train(), config, log, progress)
+        sr_done = time.time()
+        ema = ema.eval().requires_grad_(False)
+        metrics = (
+            evaluate
+            or (lambda g: evaluate_heldout(g, config.eval_heads, config.gt_samples, progress))
+        )(ema)
+    finally:
+        log.close()
+    record = {
+        "name": "innout-tiny",
+        "train_config": dataclasses.asdict(config),
+        "metrics": metrics,
+        "seconds": {
+            "field_stage": field_done - started,
+            "superresolution_stage": sr_done - field_done,
+            "total": time.time() - started,
+        },
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+    }
+    config_dict, tensors = generator_state(ema, tiny_init_kwargs())
+    write_converted(out / "innout-tiny.safetensors", config_dict, tensors)
+    (out / "innout-tiny.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    state_path.unlink(missing_ok=True)
+    return record

@@ -1,0 +1,186 @@
+"""innout-tiny: training runs and resumes, the bundled model and directions load and work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import innout
+import pytest
+import torch
+from innout.eg3d.checkpoint import CheckpointError, generator_state, write_converted
+from innout.eg3d.loading import load_generator
+from innout.tiny import bundle
+from innout.tiny.directions import SHIPPED_DIRECTIONS, load_tiny_direction, measure_direction
+from innout.tiny.train import TrainConfig, build_tiny, psnr, sample_heads, train_tiny
+
+SMOKE = dict(
+    field_steps=20,
+    batch=2,
+    rays_per_item=64,
+    warmup_steps=5,
+    sr_steps=2,
+    sr_pool=2,
+    sr_batch=2,
+    eval_heads=1,
+    gt_samples=16,
+    log_every=1,
+)
+
+
+def fake_metrics(generator):
+    return {"psnr_raw": 0.0}
+
+
+def test_twenty_step_training_smoke_run_writes_a_loadable_model(tmp_path):
+    config = TrainConfig(**SMOKE)
+    record = train_tiny(config, tmp_path, progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    field = [line for line in lines if line["stage"] == "field"]
+    assert [line["step"] for line in field] == list(range(20))
+    assert all(torch.isfinite(torch.tensor(line["loss"])) for line in lines)
+    # Twenty steps already fit the mean image much better than the first step did.
+    assert sum(x["loss"] for x in field[-5:]) < sum(x["loss"] for x in field[:5])
+    assert record["metrics"]["heads"] == 1 and "psnr_sr" in record["metrics"]
+    assert record["train_config"]["field_steps"] == 20
+    assert not (tmp_path / "state.pt").exists()
+    generator = load_generator(tmp_path / "innout-tiny.safetensors")
+    z, cameras = sample_heads(1, torch.Generator().manual_seed(0))
+    images = generator.render(generator.mapping(z, cameras), cameras)
+    assert images["image"].shape == (1, 3, 128, 128)
+    assert images["image_raw"].shape == (1, 3, 64, 64)
+
+
+def stop_after_two_steps(config, folder):
+    """Runs training that is interrupted at its third field step (state saved after step 2)."""
+    import innout.tiny.train as train_module
+
+    original = train_module._field_step
+    calls = {"n": 0}
+
+    def failing(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "_field_step", failing)
+        with pytest.raises(KeyboardInterrupt):
+            train_tiny(config, folder, progress=False, evaluate=fake_metrics, checkpoint_every=2)
+    assert (folder / "state.pt").is_file()
+
+
+def test_training_is_deterministic_and_resumes_where_it_stopped(tmp_path):
+    config = TrainConfig(**{**SMOKE, "field_steps": 4, "sr_steps": 1})
+    train_tiny(config, tmp_path / "a", progress=False, evaluate=fake_metrics)
+    train_tiny(config, tmp_path / "b", progress=False, evaluate=fake_metrics)
+    a = load_generator(tmp_path / "a" / "innout-tiny.safetensors").state_dict()
+    b = load_generator(tmp_path / "b" / "innout-tiny.safetensors").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    stop_after_two_steps(config, tmp_path / "c")
+    train_tiny(config, tmp_path / "c", progress=False, evaluate=fake_metrics)
+    c = load_generator(tmp_path / "c" / "innout-tiny.safetensors").state_dict()
+    assert all(torch.equal(a[k], c[k]) for k in a)
+
+    # A saved state of other settings is refused, not silently mixed in.
+    stop_after_two_steps(config, tmp_path / "d")
+    other = TrainConfig(**{**SMOKE, "field_steps": 4, "sr_steps": 1, "lr": 1e-4})
+    with pytest.raises(ValueError, match="other settings"):
+        train_tiny(other, tmp_path / "d", progress=False, evaluate=fake_metrics)
+
+
+def test_bad_training_settings_are_refused():
+    with pytest.raises(ValueError, match="batch"):
+        TrainConfig(batch=0)
+    with pytest.raises(ValueError, match="rays_per_item"):
+        TrainConfig(rays_per_item=64 * 64 + 1)
+
+
+def test_psnr_of_images_in_minus_one_to_one():
+    assert psnr(4.0) == pytest.approx(0.0)
+    assert psnr(0.04) == pytest.approx(20.0)
+
+
+def test_bundled_model_loads_from_the_installed_package():
+    path = bundle.weights_path()
+    assert Path(innout.__file__).parent in path.parents
+    generator = load_generator("tiny")
+    assert generator.img_resolution == 128 and generator.neural_rendering_resolution == 64
+    record = bundle.training_record()
+    assert record["metrics"]["psnr_sr"] > 0 and record["seconds"]["total"] > 0
+    assert record["command"].startswith("innout tiny train")
+    # From a fresh interpreter in an unrelated folder: nothing comes from the source tree.
+    code = (
+        "import innout, torch; g = innout.load_generator('tiny'); "
+        "print(g.render(g.mapping(torch.zeros(1, 512), torch.zeros(1, 25)), "
+        "innout.eg3d.camera.frontal_labels(1))['image'].shape)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path("/"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torch.Size([1, 3, 128, 128])" in result.stdout
+
+
+def test_a_missing_bundled_model_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(bundle, "data_folder", lambda: tmp_path)
+    with pytest.raises(CheckpointError, match="innout-tiny's weights are missing"):
+        load_generator("tiny")
+
+
+def test_bundled_model_matches_its_own_record_on_held_out_heads():
+    from innout.tiny.evaluate import evaluate_heldout
+
+    generator = load_generator("tiny")
+    measured = evaluate_heldout(generator, heads=2)
+    # Two heads of the recorded held-out set: the same order of quality as the record says.
+    assert abs(measured["psnr_sr"] - bundle.training_record()["metrics"]["psnr_sr"]) < 3.0
+
+
+def test_shipped_directions_load_and_are_calibrated():
+    names = bundle.direction_names()
+    for required in ("smile", "mouth_open", "eye_size", "hair_color", "skin_tone", "face_width"):
+        assert required in names
+    assert set(SHIPPED_DIRECTIONS) <= set(names)
+    for name in names:
+        direction = load_tiny_direction(name)
+        assert direction.name == name and direction.unit.shape == (512,)
+        assert float(direction.unit.norm()) == pytest.approx(1.0, abs=1e-5)
+        assert direction.slope > 0 and direction.samples >= 1000
+    with pytest.raises(ValueError, match="bundled: "):
+        load_tiny_direction("moustache")
+
+
+def test_hair_colour_direction_changes_the_fitted_hair_colour():
+    generator = load_generator("tiny")
+    direction = load_tiny_direction("hair_color")
+    z = torch.zeros(1, 512)  # every parameter in the middle of its range
+    cameras = innout.eg3d.camera.frontal_labels(1)
+    changes = measure_direction(
+        generator, direction, z, 0.3, cameras, others=("skin_tone", "background"), grid=11
+    )
+    assert changes["hair_color"] == pytest.approx(0.3, abs=0.12)
+    assert abs(changes["skin_tone"]) < 0.1 and abs(changes["background"]) < 0.1
+
+
+def test_generator_state_round_trips_through_a_converted_file(tmp_path):
+    from innout.tiny.architecture import tiny_init_kwargs
+
+    generator = build_tiny(3)
+    config, tensors = generator_state(generator, tiny_init_kwargs())
+    write_converted(tmp_path / "g.safetensors", config, tensors)
+    loaded = load_generator(tmp_path / "g.safetensors")
+    state = generator.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in loaded.state_dict().items())
+    assert loaded.rendering_kwargs == generator.rendering_kwargs
