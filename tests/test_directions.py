@@ -17,11 +17,12 @@ def labelled(samples=400, dims=16, slope=3.0, noise=0.01, seed=0):
 
 
 def test_fit_recovers_direction_slope_and_linearity():
-    latents, labels, truth = labelled()
+    latents, labels, truth = labelled(samples=20000)
     direction = fit_direction("smile", latents, labels)
-    assert torch.dot(direction.unit, truth) > 0.999
-    assert direction.slope == pytest.approx(3.0, rel=0.01)
-    assert direction.r2 > 0.999 and direction.samples == 400
+    # The mean latent step per unit of label: exact in expectation, ~1/sqrt(N) noise per dimension.
+    assert torch.dot(direction.unit, truth) > 0.998
+    assert direction.slope == pytest.approx(3.0, rel=0.02)
+    assert direction.r2 > 0.99 and direction.samples == 20000
 
 
 def test_strength_one_changes_the_attribute_by_one_unit():

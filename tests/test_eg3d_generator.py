@@ -89,10 +89,17 @@ def test_training_step_through_the_in_place_super_resolution():
     (out["image"].square().mean() + out["image_raw"].square().mean()).backward()
     assert generator.backbone.synthesis.b4.const.grad.abs().sum() > 0
     with torch.no_grad():
-        inference = generator.render(ws, cameras)
+        inference = generator.render(ws, cameras, plain_raw=False)
+        plain = generator.render(ws, cameras)
+        eg3d = generator(torch.randn(2, generator.z_dim), cameras)
     torch.testing.assert_close(inference["image"], out["image"].detach(), rtol=1e-5, atol=1e-5)
-    # In inference image_raw carries the SR's first ToRGB output, as EG3D's does.
+    torch.testing.assert_close(plain["image"], out["image"].detach(), rtol=1e-5, atol=1e-5)
+    # In inference EG3D's image_raw (and so the feature image it is a view of) carries the SR's
+    # first ToRGB output; `render` keeps the plain rendering unless asked for EG3D's.
     assert not torch.allclose(inference["image_raw"], out["image_raw"].detach(), atol=1e-3)
+    torch.testing.assert_close(plain["image_raw"], out["image_raw"].detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(plain["features"][:, :3], plain["image_raw"])
+    assert eg3d["image_raw"].shape == plain["image_raw"].shape
 
 
 def test_plane_resolution_option_for_small_models():

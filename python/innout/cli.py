@@ -123,8 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=_cmd_convert)
 
     gen = commands.add_parser("generate", help="random faces: images, depth maps, orbit videos")
-    gen.add_argument("--network", default="tiny",
-                     help="EG3D .pkl, converted .safetensors, or tiny (bundled; default)")
+    gen.add_argument(
+        "--network",
+        default="tiny",
+        help="EG3D .pkl, converted .safetensors, or tiny (bundled; default)",
+    )
     gen.add_argument("--seeds", default="0-3", help="e.g. 0-3,7 (EG3D's seeds: numpy RandomState)")
     gen.add_argument("--trunc", type=float, default=0.7, help="truncation psi")
     gen.add_argument("--trunc-cutoff", type=int, default=14, help="layers truncated")

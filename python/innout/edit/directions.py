@@ -83,16 +83,20 @@ def load_direction(path: str | os.PathLike) -> Direction:
                      int(info["samples"]))  # fmt: skip
 
 
-def fit_direction(
-    name: str, latents: torch.Tensor, labels: torch.Tensor, ridge: float = 1e-3
-) -> Direction:
-    """Fits label ~ a + b . latent by ridge regression; returns the calibrated direction of b.
+def fit_direction(name: str, latents: torch.Tensor, labels: torch.Tensor) -> Direction:
+    """Fits the direction along which the latents move when the attribute grows.
+
+    The latents are regressed on the label, latent ~ a + label * v (v = Cov(latent, label) /
+    Var(label), the mean latent step per unit of the attribute), and the direction is v / |v| with
+    slope 1 / |v|. Unlike regressing the label on the latents, v stays on the latents' manifold:
+    when the latents fill only a few dimensions (as W of a generator does), the label regression's
+    coefficients point along directions the generator ignores. `r2` is how much of the label's
+    variance the projection on the direction explains.
 
     Args:
         name: the attribute's name.
         latents: [N, D] latents (e.g. W of N samples).
         labels: [N] attribute values of those samples.
-        ridge: L2 penalty relative to the mean latent variance (stabilises D close to N).
 
     Raises:
         ValueError: mismatched sizes, fewer than 3 samples, or labels that do not vary.
@@ -111,15 +115,11 @@ def fit_direction(
         raise ValueError(f"labels of {name!r} do not vary: nothing to fit")
     x_centred = x - x.mean(0)
     y_centred = y - y.mean()
-    gram = x_centred.T @ x_centred
-    penalty = ridge * gram.diagonal().mean().clamp_min(1e-12)
-    coefficients = torch.linalg.solve(
-        gram + penalty * torch.eye(x.shape[1], dtype=x.dtype), x_centred.T @ y_centred
-    )
-    slope = float(coefficients.norm())
-    if slope == 0.0:
+    step = x_centred.T @ y_centred / y_centred.square().sum()
+    length = float(step.norm())
+    if length == 0.0:
         raise ValueError(f"labels of {name!r} do not depend on the latents")
-    residual = y_centred - x_centred @ coefficients
-    r2 = 1.0 - float(residual.square().sum() / y_centred.square().sum())
-    unit = (coefficients / slope).to(latents.dtype)
-    return Direction(name, unit, slope, r2, int(latents.shape[0]))
+    unit = step / length
+    projection = x_centred @ unit
+    r2 = float(torch.corrcoef(torch.stack([projection, y_centred]))[0, 1] ** 2)
+    return Direction(name, unit.to(latents.dtype), 1.0 / length, r2, int(latents.shape[0]))

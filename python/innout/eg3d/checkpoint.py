@@ -340,9 +340,7 @@ def write_converted(
     return out_path
 
 
-def generator_state(
-    generator: torch.nn.Module, init_kwargs: Mapping[str, Any]
-) -> StateTuple:
+def generator_state(generator: torch.nn.Module, init_kwargs: Mapping[str, Any]) -> StateTuple:
     """``(config, tensors)`` of a generator built by innout from ``init_kwargs`` (e.g. one that
     innout trained), in the format :func:`write_converted` writes and :func:`build_generator`
     reads back."""

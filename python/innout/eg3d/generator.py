@@ -182,10 +182,15 @@ class TriPlaneGenerator(torch.nn.Module):
         settings: RenderSettings | None = None,
         uniforms: RenderUniforms | None = None,
         generator: torch.Generator | None = None,
+        plain_raw: bool = False,
         **synthesis_kwargs,
     ) -> dict[str, torch.Tensor]:
         """The rendering half of `synthesis`, from tri-planes [N, 3, 32, 256, 256] (e.g. to render
-        many views of the same latents without running the backbone again)."""
+        many views of the same latents without running the backbone again).
+
+        `plain_raw=True` keeps "image_raw" and "features" the plain volume rendering (see below);
+        by default they follow EG3D, like `synthesis` (`render` defaults to the plain rendering).
+        """
         camera.check_labels(c)
         resolution = neural_rendering_resolution or self.neural_rendering_resolution
         settings = settings or self.render_settings()
@@ -210,7 +215,7 @@ class TriPlaneGenerator(torch.nn.Module):
         # saved for the backward (EG3D itself cannot train through it), so the SR then gets a copy
         # and image_raw stays the plain rendering. The SR image is the same either way.
         rgb_image = feature_image[:, :3]
-        recording = torch.is_grad_enabled() and feature_image.requires_grad
+        recording = plain_raw or (torch.is_grad_enabled() and feature_image.requires_grad)
         sr_kwargs = {k: v for k, v in synthesis_kwargs.items() if k != "noise_mode"}
         image = self.superresolution(
             rgb_image.clone() if recording else rgb_image,
@@ -266,6 +271,7 @@ class TriPlaneGenerator(torch.nn.Module):
         samples_multiplier: float = 1.0,
         chunk_rays: int | None = None,
         backend: str = "innout",
+        plain_raw: bool = True,
     ) -> dict[str, torch.Tensor]:
         """Renders latents from cameras, reproducibly by default.
 
@@ -281,6 +287,10 @@ class TriPlaneGenerator(torch.nn.Module):
             samples_multiplier: more samples per ray (2 removes most flicker in video).
             chunk_rays: rays per chunk, to bound memory.
             backend: "innout" or "reference".
+            plain_raw: "image_raw" and "features" are the volume rendering itself. EG3D's 2X/4X
+                super-resolution adds its first ToRGB output to them in place (kept with False,
+                and always by `synthesis` / `forward`, as EG3D); the super-resolved image is the
+                same either way.
 
         Returns:
             {"image": super-resolved [N, 3, H, W], "image_raw": [N, 3, R, R], "image_depth":
@@ -296,12 +306,15 @@ class TriPlaneGenerator(torch.nn.Module):
         generator = None
         if seed is not None and uniforms is None:
             generator = torch.Generator(device=ws.device).manual_seed(seed)
-        return self.synthesis(
+        planes = self.planes(ws, noise_mode=noise_mode)
+        return self.render_planes(
+            planes,
             ws,
             cameras,
-            neural_rendering_resolution=resolution,
+            resolution,
             settings=settings,
             uniforms=uniforms,
             generator=generator,
+            plain_raw=plain_raw,
             noise_mode=noise_mode,
         )

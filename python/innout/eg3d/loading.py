@@ -35,7 +35,8 @@ def load_generator(
 
     Args:
         network: path to an official EG3D .pkl or to a .safetensors file written by
-            `innout convert`, or "tiny" for the bundled innout-tiny model.
+            `innout convert`, or "tiny" for the bundled innout-tiny model (a local file named
+            tiny is "./tiny").
         device: where to put the generator.
         key: which network of a .pkl snapshot ("G_ema", or "G").
 
@@ -43,7 +44,7 @@ def load_generator(
         CheckpointError: a missing, corrupt, unsafe or incompatible file (the message says what).
     """
     path = Path(network)
-    if str(network) == TINY_NETWORK and not path.exists():
+    if str(network) == TINY_NETWORK:  # a local file of that name: pass "./tiny"
         try:
             path = weights_path()
         except FileNotFoundError as error:

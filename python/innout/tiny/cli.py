@@ -23,9 +23,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, f.name, None) is not None
     }
     config = TrainConfig(**overrides)
-    record = train_tiny(config, args.out, progress=True, resume=not args.restart)
-    record["command"] = "innout " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    (Path(args.out) / "innout-tiny.json").write_text(json.dumps(record, indent=2) + "\n")
+    command = "innout " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    record = train_tiny(config, args.out, progress=True, resume=not args.restart, command=command)
     print(json.dumps(record["metrics"], indent=2))
     return 0
 
@@ -35,7 +34,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from innout.tiny.evaluate import evaluate_heldout
 
     generator = load_generator(args.network)
-    print(json.dumps(evaluate_heldout(generator, args.heads, progress=True), indent=2))
+    metrics = evaluate_heldout(generator, args.heads, progress=True, images_out=args.out)
+    print(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -55,7 +55,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
     from innout import load_generator
     from innout.edit import load_direction
-    from innout.synth.head import PARAMETER_RANGES
+    from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS
     from innout.synth.render import frontal_camera
     from innout.tiny.bundle import direction_path
     from innout.tiny.directions import SHIPPED_DIRECTIONS, measure_direction
@@ -69,13 +69,21 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         direction = load_direction(path or direction_path(name))
         for head in range(args.heads):
             # Heads near the middle of every range, so that +-strength stays inside the ranges.
-            z = 0.5 * torch.randn(1, generator.z_dim, generator=rng)
+            # Only the parameter entries are scaled: the mapping normalises z by its RMS.
+            z = torch.randn(1, generator.z_dim, generator=rng)
+            z[:, : len(Z_PARAMETERS)] *= 0.5
             yaw = float(torch.empty(1).uniform_(-0.3, 0.3, generator=rng))
             low, high = PARAMETER_RANGES[name]
             for fraction in args.fractions:
                 strength = fraction * (high - low)
                 changes = measure_direction(
-                    generator, direction, z, strength, frontal_camera(yaw), progress=True
+                    generator,
+                    direction,
+                    z,
+                    strength,
+                    frontal_camera(yaw),
+                    grid=args.grid,
+                    progress=True,
                 )
                 others = {k: round(v, 4) for k, v in changes.items() if k != name}
                 worst = max(others, key=lambda k: abs(others[k]))
@@ -99,7 +107,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 
 def add_tiny_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Adds `tiny train` and `tiny evaluate` to the `innout` command line."""
+    """Adds `tiny train|evaluate|directions|measure-directions` to the command line."""
     from innout.tiny.train import TrainConfig
 
     tiny = subparsers.add_parser("tiny", help="train or evaluate the bundled innout-tiny model")
@@ -121,6 +129,7 @@ def add_tiny_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="held-out PSNR against the analytic world")
     evaluate.add_argument("--network", default="tiny", help="tiny or a .safetensors file")
     evaluate.add_argument("--heads", type=int, default=16, help="held-out heads")
+    evaluate.add_argument("--out", default=None, help="folder for truth | raw | SR images")
     evaluate.set_defaults(handler=_cmd_evaluate)
     fit = commands.add_parser("directions", help="fit attribute directions in W of a model")
     fit.add_argument("--network", default="tiny", help="tiny or a .safetensors file")
@@ -142,5 +151,6 @@ def add_tiny_commands(subparsers: argparse._SubParsersAction) -> None:
         help="strengths as fractions of each attribute's range",
     )
     measure.add_argument("--seed", type=int, default=7, help="seed of the heads")
+    measure.add_argument("--grid", type=int, default=21, help="values tried per parameter")
     measure.add_argument("--out", default=None, help="JSON file for the results")
     measure.set_defaults(handler=_cmd_measure)

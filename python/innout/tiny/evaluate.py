@@ -8,10 +8,14 @@ super-resolved images (128^2) with the analytic render at 128^2; PSNR is per ima
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 from tqdm import tqdm
 
 from innout.eg3d.generator import TriPlaneGenerator
+from innout.media import to_uint8, write_png
 from innout.tiny.train import ground_truth_images, psnr, sample_heads
 
 #: Seed of the held-out heads (training uses seed, seed + 1 and seed + 2 of its config).
@@ -25,11 +29,13 @@ def evaluate_heldout(
     gt_samples: int = 64,
     progress: bool = False,
     seed: int = HELDOUT_SEED,
+    images_out: str | os.PathLike | None = None,
 ) -> dict:
     """{"psnr_raw", "psnr_sr", "psnr_raw_upsampled", "heads", ...} on `heads` held-out pairs.
 
     `psnr_raw_upsampled` compares the raw image, bilinearly upsampled, with the 128^2 ground truth:
-    the baseline the super-resolution network has to beat.
+    the baseline the super-resolution network has to beat. With `images_out`, writes
+    `heldout_XX.png` per head: analytic truth | raw (upsampled) | super-resolved.
     """
     rng = torch.Generator().manual_seed(seed)
     z, labels = sample_heads(heads, rng, generator.z_dim)
@@ -48,6 +54,9 @@ def evaluate_heldout(
         raw_scores.append(psnr((raw - truth_raw).square().mean()))
         sr_scores.append(psnr((rendered["image"] - truth_out).square().mean()))
         up_scores.append(psnr((upsampled - truth_out).square().mean()))
+        if images_out is not None:
+            row = torch.cat([truth_out[0], upsampled[0], rendered["image"][0]], dim=-1)
+            write_png(Path(images_out) / f"heldout_{i:02d}.png", to_uint8(row))
 
     def mean(values: list[float]) -> float:
         return round(sum(values) / len(values), 3)

@@ -11,7 +11,8 @@ two CPU cores:
    average of the weights (as EG3D's G_ema) is what is kept.
 2. **Super-resolution stage** (SR network only, backbone frozen): a fixed pool of heads is
    rendered once by the frozen generator (64^2 feature images) and once analytically at 128^2;
-   the SR network is fitted to map the first to the second (MSE).
+   the SR network, starting as plain upsampling (zero ToRGB layers), is fitted to map the first
+   to the second (MSE).
 
 Everything is seeded: the same `TrainConfig` gives the same weights on the same machine and
 thread count. Progress bars show the loss; `log.jsonl` in the output folder has one line per
@@ -39,7 +40,7 @@ from innout.eg3d import camera
 from innout.eg3d.checkpoint import generator_state, write_converted
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.renderer import render_rays
-from innout.synth.head import HeadField, params_from_z
+from innout.synth.head import Z_PARAMETERS, HeadField, params_from_z
 from innout.synth.render import SynthRenderSettings, render_field, scene_field
 from innout.synth.render import render_rays as march_field
 from innout.tiny.architecture import RAW_RESOLUTION, tiny_init_kwargs
@@ -157,6 +158,27 @@ def build_tiny(seed: int) -> TriPlaneGenerator:
     return generator
 
 
+def ignore_unused_latents(generator: TriPlaneGenerator) -> torch.utils.hooks.RemovableHandle:
+    """Zeroes, and keeps at zero, the mapping's weights from the entries of z the world ignores.
+
+    Only the first len(Z_PARAMETERS) entries of z define a head. Left alone, the other 501 would
+    make up ~98 % of w's variance: noise the backbone would first have to learn to filter out,
+    which is most of what slows a regression-trained EG3D down. The returned handle removes the
+    gradient mask.
+    """
+    weight = generator.backbone.mapping.fc0.weight
+    used = len(Z_PARAMETERS)
+    with torch.no_grad():
+        weight[:, used : generator.z_dim] = 0
+
+    def mask(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[:, used : generator.z_dim] = 0
+        return grad
+
+    return weight.register_hook(mask)
+
+
 def _learning_rate(config: TrainConfig, step: int) -> float:
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
@@ -238,9 +260,41 @@ class _Log:
         self.file.close()
 
 
+def _drop_log_lines_from(path: Path, step: int) -> None:
+    """Keeps the log lines of field steps before `step` (a resumed run logs the rest again; a
+    fresh run, step 0, starts an empty log). A line cut short by a crash is dropped."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("stage") == "field" and record.get("step", step) < step:
+            kept.append(line)
+    _write_atomically(path, "".join(line + "\n" for line in kept))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
+
+
+#: Version of the state.pt layout (a state of another version is refused, not misread).
+STATE_FORMAT = 1
+
+
 def _save_state(path: Path, state: dict) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(state, temporary)
+    with temporary.open("wb") as file:
+        torch.save({**state, "format": STATE_FORMAT}, file)
+        file.flush()
+        os.fsync(file.fileno())
     temporary.replace(path)
 
 
@@ -255,8 +309,12 @@ def train_field(
     optimizer_state: dict | None = None,
     rng_state: torch.Tensor | None = None,
     checkpoint_every: int = 100,
+    started: float | None = None,
 ) -> None:
-    """Stage 1 (see the module docstring); saves `state.pt` every `checkpoint_every` steps."""
+    """Stage 1 (see the module docstring); saves `state.pt` every `checkpoint_every` steps and
+    at the end (with the seconds since `started`, the run's start, so that resumed runs report
+    their whole training time)."""
+    started = time.time() if started is None else started
     rng = torch.Generator().manual_seed(config.seed + 1)
     if rng_state is not None:
         rng.set_state(rng_state)
@@ -292,7 +350,7 @@ def train_field(
                     "time": time.time(),
                 }
             )
-        if (step + 1) % checkpoint_every == 0 and step + 1 < config.field_steps:
+        if (step + 1) % checkpoint_every == 0 or step + 1 == config.field_steps:
             _save_state(
                 out / "state.pt",
                 {
@@ -303,6 +361,7 @@ def train_field(
                     "ema": ema.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "rng": rng.get_state(),
+                    "elapsed": time.time() - started,
                 },
             )
 
@@ -328,6 +387,14 @@ def train_superresolution(
         latents.append(ws)
     target, feature, latent = torch.cat(targets), torch.cat(features), torch.cat(latents)
     sr = generator.superresolution
+    # Start from "upsample the raw image": with zero ToRGB layers the skip architecture outputs
+    # exactly the upsampled raw rendering, and training only adds detail to it. (From EG3D's
+    # random initialisation, 250 steps end below plain upsampling.)
+    with torch.no_grad():
+        for name, module in sr.named_modules():
+            if name.endswith("torgb"):
+                module.weight.zero_()
+                module.bias.zero_()
     optimizer = torch.optim.Adam(sr.parameters(), lr=config.sr_lr, betas=(0.9, 0.99))
     noise_mode = generator.rendering_kwargs.get("superresolution_noise_mode", "none")
     bar = tqdm(range(config.sr_steps), desc="superres", unit="step", disable=not progress)
@@ -366,6 +433,7 @@ def train_tiny(
     evaluate: Callable[[TriPlaneGenerator], dict] | None = None,
     resume: bool = True,
     checkpoint_every: int = 100,
+    command: str | None = None,
 ) -> dict:
     """Trains innout-tiny into folder `out` and returns the run's record.
 
@@ -382,15 +450,26 @@ def train_tiny(
     started = time.time()
     generator = build_tiny(config.seed).train()
     ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    with torch.no_grad():
+        ema.backbone.mapping.fc0.weight[:, len(Z_PARAMETERS) : ema.z_dim] = 0
+    ignore_unused_latents(generator)
     start_step, optimizer_state, rng_state = 0, None, None
     state_path = out / "state.pt"
-    if resume and state_path.is_file():
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    if not resume:
+        state_path.unlink(missing_ok=True)
+    if state_path.is_file():
         state = torch.load(state_path, weights_only=True)
-        if state.get("config") not in (None, dataclasses.asdict(config)):
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{state_path} was written by another version of innout; remove it")
+        if state.get("config") != dataclasses.asdict(config):
             raise ValueError(f"{state_path} belongs to a run with other settings; remove it first")
         generator.load_state_dict(state["generator"])
         ema.load_state_dict(state["ema"])
         start_step, optimizer_state, rng_state = state["step"], state["optimizer"], state["rng"]
+        started = time.time() - float(state["elapsed"])
+    _drop_log_lines_from(out / "log.jsonl", start_step)
     log = _Log(out / "log.jsonl")
     try:
         train_field(
@@ -404,6 +483,7 @@ def train_tiny(
             optimizer_state,
             rng_state,
             checkpoint_every,
+            started,
         )
         field_done = time.time()
         ema.requires_grad_(False)
@@ -419,6 +499,7 @@ def train_tiny(
         log.close()
     record = {
         "name": "innout-tiny",
+        "command": command,
         "train_config": dataclasses.asdict(config),
         "metrics": metrics,
         "seconds": {
@@ -434,6 +515,6 @@ def train_tiny(
     }
     config_dict, tensors = generator_state(ema, tiny_init_kwargs())
     write_converted(out / "innout-tiny.safetensors", config_dict, tensors)
-    (out / "innout-tiny.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    _write_atomically(out / "innout-tiny.json", json.dumps(record, indent=2) + "\n")
     state_path.unlink(missing_ok=True)
     return record
