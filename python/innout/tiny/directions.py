@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from innout.edit.directions import Direction, fit_direction, load_direction
 from innout.eg3d.generator import TriPlaneGenerator
-from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS, HeadField, HeadParams, params_from_z
-from innout.synth.render import SynthRenderSettings, render_field, scene_field
+from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS, HeadParams, params_from_z
 from innout.tiny.bundle import direction_path
+from innout.tiny.train import head_image
 
 #: The attributes innout-tiny ships directions for.
 SHIPPED_DIRECTIONS = (
@@ -81,9 +81,8 @@ def load_tiny_direction(name: str) -> Direction:
     return load_direction(direction_path(name))
 
 
-def _truth(params: HeadParams, cameras: torch.Tensor, resolution: int) -> torch.Tensor:
-    settings = SynthRenderSettings(resolution=resolution, coarse_samples=48, fine_samples=48)
-    return render_field(scene_field(HeadField(params), None), cameras, settings).image
+#: Samples per ray (coarse and fine) of the analytic renders the edits are compared with.
+MEASURE_SAMPLES = 48
 
 
 def _fit_parameter(
@@ -96,7 +95,8 @@ def _fit_parameter(
     errors = []
     for value in values:
         candidate = HeadParams(**{**params.as_dict(), name: value})
-        errors.append(float((_truth(candidate, cameras, image.shape[-1]) - image).square().mean()))
+        truth = head_image(candidate, cameras, image.shape[-1], MEASURE_SAMPLES)
+        errors.append(float((truth - image).square().mean()))
     best = min(range(grid), key=errors.__getitem__)
     if 0 < best < grid - 1:
         e0, e1, e2 = errors[best - 1], errors[best], errors[best + 1]

@@ -40,8 +40,9 @@ from innout.eg3d import camera
 from innout.eg3d.checkpoint import generator_state, write_converted
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.renderer import render_rays
-from innout.synth.head import Z_PARAMETERS, HeadField, params_from_z
-from innout.synth.render import SynthRenderSettings, render_field, scene_field
+from innout.synth.head import Z_PARAMETERS, HeadField, HeadParams, params_from_z
+from innout.synth.render import SynthRenderSettings, scene_field
+from innout.synth.render import render as render_head
 from innout.synth.render import render_rays as march_field
 from innout.tiny.architecture import RAW_RESOLUTION, tiny_init_kwargs
 
@@ -136,18 +137,23 @@ def ground_truth_rays(
     return torch.stack(out)
 
 
+def head_image(
+    params: HeadParams, cameras: torch.Tensor, resolution: int, samples: int
+) -> torch.Tensor:
+    """Analytic render [3, R, R] in [-1, 1] of one head from one camera label."""
+    settings = SynthRenderSettings(
+        resolution=resolution, coarse_samples=samples, fine_samples=samples
+    )
+    return render_head(HeadField(params), cameras, settings=settings).image
+
+
 def ground_truth_images(
     z: torch.Tensor, labels: torch.Tensor, resolution: int, samples: int
 ) -> torch.Tensor:
     """Analytic renders [N, 3, R, R] in [-1, 1] of heads p(z_i) from cameras labels[i]."""
-    settings = SynthRenderSettings(
-        resolution=resolution, coarse_samples=samples, fine_samples=samples
+    return torch.stack(
+        [head_image(params_from_z(z[i]), labels[i], resolution, samples) for i in range(z.shape[0])]
     )
-    images = []
-    for i in range(z.shape[0]):
-        field = scene_field(HeadField(params_from_z(z[i])), None)
-        images.append(render_field(field, labels[i], settings).image)
-    return torch.stack(images)
 
 
 def build_tiny(seed: int) -> TriPlaneGenerator:
@@ -166,10 +172,9 @@ def ignore_unused_latents(generator: TriPlaneGenerator) -> torch.utils.hooks.Rem
     which is most of what slows a regression-trained EG3D down. The returned handle removes the
     gradient mask.
     """
+    zero_unused_latents(generator)
     weight = generator.backbone.mapping.fc0.weight
     used = len(Z_PARAMETERS)
-    with torch.no_grad():
-        weight[:, used : generator.z_dim] = 0
 
     def mask(grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
@@ -177,6 +182,12 @@ def ignore_unused_latents(generator: TriPlaneGenerator) -> torch.utils.hooks.Rem
         return grad
 
     return weight.register_hook(mask)
+
+
+def zero_unused_latents(generator: TriPlaneGenerator) -> None:
+    """Sets the mapping's weights from the entries of z past len(Z_PARAMETERS) to zero."""
+    with torch.no_grad():
+        generator.backbone.mapping.fc0.weight[:, len(Z_PARAMETERS) : generator.z_dim] = 0
 
 
 def _learning_rate(config: TrainConfig, step: int) -> float:
@@ -450,8 +461,7 @@ def train_tiny(
     started = time.time()
     generator = build_tiny(config.seed).train()
     ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    with torch.no_grad():
-        ema.backbone.mapping.fc0.weight[:, len(Z_PARAMETERS) : ema.z_dim] = 0
+    zero_unused_latents(ema)
     ignore_unused_latents(generator)
     start_step, optimizer_state, rng_state = 0, None, None
     state_path = out / "state.pt"
