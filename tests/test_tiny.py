@@ -200,3 +200,27 @@ def test_generator_state_round_trips_through_a_converted_file(tmp_path):
     assert set(state) == set(loaded.state_dict())
     assert all(torch.equal(state[k], v) for k, v in loaded.state_dict().items())
     assert loaded.rendering_kwargs == generator.rendering_kwargs
+
+
+def test_face_weighted_ray_sampling():
+    from innout.eg3d import camera
+    from innout.tiny.train import face_rays, sample_pixels
+
+    rng = torch.Generator().manual_seed(0)
+    _, labels = sample_heads(3, rng)
+    origins, directions = camera.pixel_rays(labels, 64)
+    face = face_rays(origins, directions)
+    # The face sphere projects to a disc near the image centre, whatever the camera.
+    assert 300 < int(face[0].sum()) < 1200
+    centre_row_col = face.reshape(3, 64, 64).nonzero()[:, 1:].float().mean(0)
+    assert (centre_row_col - 32).abs().max() < 10
+    pixels = sample_pixels(face, 256, 0.5, torch.Generator().manual_seed(1))
+    on_face = face.gather(1, pixels)
+    assert pixels.shape == (3, 256)
+    assert (on_face[:, :128]).all()  # the first half is drawn among the face pixels
+    assert all(len(set(row[:128].tolist())) == 128 for row in pixels)
+    # face_fraction 0 draws exactly what uniform sampling drew (the bundled model's recipe).
+    uniform = sample_pixels(face, 256, 0.0, torch.Generator().manual_seed(2))
+    reference = torch.Generator().manual_seed(2)
+    expected = torch.stack([torch.randperm(64 * 64, generator=reference)[:256] for _ in range(3)])
+    assert torch.equal(uniform, expected)

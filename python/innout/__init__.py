@@ -11,10 +11,11 @@ from importlib.metadata import version as _package_version
 from innout import ops
 from innout.eg3d.loading import load_generator
 from innout.info import build_info
+from innout.invert import invert
 
 try:
     __version__ = _package_version("innout")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "build_info", "load_generator", "ops"]
+__all__ = ["__version__", "build_info", "invert", "load_generator", "ops"]

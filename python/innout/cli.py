@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from innout.invert.cli import add_invert_command
 from innout.synth.cli import add_synth_commands
 from innout.tiny.cli import add_tiny_commands
 
@@ -39,6 +40,22 @@ def _cmd_bench_generator(args: argparse.Namespace) -> int:
 
     report = run_generator_benchmark(args.architecture, device=args.device, batch=args.batch)
     print(format_report(report))
+    if args.json:
+        from innout.bench.kernels import write_json_payload
+
+        write_json_payload(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_bench_invert(args: argparse.Namespace) -> int:
+    from innout.bench.invert import format_composite_report, run_composite_benchmark
+
+    report = run_composite_benchmark(
+        args.network, frames=args.frames, resolution=args.resolution, steps=args.steps,
+        device=args.device,
+    )  # fmt: skip
+    print(format_composite_report(report))
     if args.json:
         from innout.bench.kernels import write_json_payload
 
@@ -113,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     generator_bench.add_argument("--batch", type=int, default=1)
     generator_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     generator_bench.set_defaults(handler=_cmd_bench_generator)
+    invert_bench = bench_commands.add_parser(
+        "invert", help="one In-N-Out composite optimisation step: innout ops vs the reference"
+    )
+    invert_bench.add_argument("--network", default="tiny", help="tiny, .pkl or .safetensors")
+    invert_bench.add_argument("--frames", type=int, default=4, help="frames per step")
+    invert_bench.add_argument("--resolution", type=int, default=64, help="raw image side (rays)")
+    invert_bench.add_argument("--steps", type=int, default=3, help="timed steps per backend")
+    invert_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    invert_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    invert_bench.set_defaults(handler=_cmd_bench_invert)
 
     convert = commands.add_parser(
         "convert", help="official EG3D .pkl -> .safetensors (weights + JSON config, no pickle)"
@@ -138,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(handler=_cmd_generate)
 
+    add_invert_command(commands)
     add_synth_commands(commands)
     add_tiny_commands(commands)
     return parser

@@ -120,13 +120,14 @@ def draw_uniforms(
     return RenderUniforms(stratified, importance)
 
 
-def _coarse_depths(
+def coarse_depths(
     batch: int,
     rays: int,
     settings: RenderSettings,
     uniforms: torch.Tensor | None,
     like: torch.Tensor,
 ) -> torch.Tensor:
+    """Stratified coarse depths [N, M, D] in [ray_start, ray_end] (dtype/device of `like`)."""
     samples = settings.coarse_samples
     if settings.disparity_space_sampling:
         steps = torch.linspace(0, 1, samples, dtype=like.dtype, device=like.device)
@@ -143,7 +144,7 @@ def _coarse_depths(
     )
 
 
-def _evaluate(planes, decoder, origins, directions, depths, settings):
+def evaluate_field(planes, decoder, origins, directions, depths, settings):
     """Decoder outputs at o + t d: sigma [N, M, K], rgb [N, M, K, C]."""
     batch, rays, samples = depths.shape
     points = (origins.unsqueeze(2) + depths.unsqueeze(-1) * directions.unsqueeze(2)).reshape(
@@ -168,8 +169,8 @@ def _march(depths, sigma, rgb, settings):
 
 def _render_chunk(planes, decoder, origins, directions, settings, stratified, importance):
     batch, rays, _ = origins.shape
-    depths = _coarse_depths(batch, rays, settings, stratified, origins)
-    sigma, rgb = _evaluate(planes, decoder, origins, directions, depths, settings)
+    depths = coarse_depths(batch, rays, settings, stratified, origins)
+    sigma, rgb = evaluate_field(planes, decoder, origins, directions, depths, settings)
     if settings.fine_samples > 0:
         with torch.no_grad():
             _, _, weights = _march(depths, sigma, rgb, settings)
@@ -186,7 +187,7 @@ def _render_chunk(planes, decoder, origins, directions, settings, stratified, im
                     uniforms=importance,
                     deterministic=importance is None,
                 )
-        sigma_fine, rgb_fine = _evaluate(planes, decoder, origins, directions, fine, settings)
+        sigma_fine, rgb_fine = evaluate_field(planes, decoder, origins, directions, fine, settings)
         depths = torch.cat([depths, fine], dim=-1)
         depths, order = torch.sort(depths, dim=-1)
         sigma = torch.gather(torch.cat([sigma, sigma_fine], dim=-1), -1, order)

@@ -1,0 +1,82 @@
+"""`innout invert INPUT --out RUN_DIR`: the command line of `innout.invert`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+from innout.invert.settings import METHODS, PRESETS, InversionSettings
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
+    import torch
+
+    from innout.invert.run import invert
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(InversionSettings)
+        if getattr(args, field.name) is not None
+    }
+    result = invert(
+        args.input,
+        network=args.network,
+        cameras=args.cameras,
+        masks=args.masks,
+        method=args.method,
+        preset_name=args.preset,
+        device=args.device,
+        out=args.out,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.quiet,
+        lpips_vgg=args.lpips_vgg,
+        lpips_lin=args.lpips_lin,
+        **overrides,
+    )
+    manifest = json.loads((result.folder / "run.json").read_text())
+    seconds = sum(manifest["seconds"].values())
+    print(
+        f"inverted {result.frames} frames with {result.method} in {seconds:.0f} s: "
+        f"PSNR {manifest['metrics']['psnr']:.2f} dB, SSIM {manifest['metrics']['ssim']:.3f} "
+        f"-> {result.folder}"
+    )
+    return 0
+
+
+def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
+    """Adds `invert` to the command line; every InversionSettings field is an option."""
+    parser = subparsers.add_parser(
+        "invert",
+        help="invert a face video (w, wplus, pti, innout, innout-auto) into a run folder",
+        description="Inverts a video file, a frames folder with an EG3D dataset.json, or a "
+        "folder written by `innout synth video` / `innout preprocess`.",
+    )
+    parser.add_argument("input", help="video file or frames folder")
+    parser.add_argument("--network", default="tiny", help="tiny (bundled), .pkl or .safetensors")
+    parser.add_argument("--method", default="innout", choices=METHODS)
+    parser.add_argument("--preset", default="fast", choices=list(PRESETS))
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--masks", default=None, help="masks folder (255 face, 0 object)")
+    parser.add_argument("--cameras", default=None, help="EG3D dataset.json")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--force", action="store_true", help="replace an existing run folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--lpips-vgg", default=None, help="VGG-16 weights (see innout.lpips)")
+    parser.add_argument("--lpips-lin", default=None, help="LPIPS linear heads (vgg.pth)")
+    settings = parser.add_argument_group("settings (default: the preset's)")
+    for field in dataclasses.fields(InversionSettings):
+        settings.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=type(field.default),
+            default=None,
+            help=f"paper {getattr(PRESETS['paper'], field.name)}, "
+            f"fast {getattr(PRESETS['fast'], field.name)}",
+        )
+    parser.set_defaults(handler=_cmd_invert)

@@ -1,0 +1,248 @@
+"""Reading what `innout invert` is given: frames, their EG3D cameras and optional object masks.
+
+Inputs (see `load_clip`):
+
+* a video file (decoded with PyAV, in timestamp order);
+* a folder with an EG3D ``dataset.json`` (``{"labels": [[file name, [25 floats]], ...]}``) whose
+  names point at its frames - the layout of EG3D's dataset tool, of `innout synth video` (frames
+  in ``frames/``, masks in ``masks/``) and of `innout preprocess`.
+
+Masks are greyscale images with the frames' names: 255 (white) = face, 0 = object.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from innout.eg3d import camera
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class InputError(ValueError):
+    """The input of an inversion is unusable; the message says what was expected."""
+
+
+@dataclass
+class Clip:
+    """Frames [T, 3, H, W] in [-1, 1], cameras [T, 25], masks [T, 1, H, W] (1 = face) or None."""
+
+    frames: torch.Tensor
+    cameras: torch.Tensor
+    masks: torch.Tensor | None
+    names: list[str]
+    fps: float = 30.0
+    source: str = ""
+    cameras_from: str = "dataset.json"
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        count = self.frames.shape[0]
+        if self.frames.dim() != 4 or self.frames.shape[1] != 3 or count == 0:
+            raise InputError(f"frames must be [T >= 1, 3, H, W], got {tuple(self.frames.shape)}")
+        if self.frames.shape[2] != self.frames.shape[3]:
+            raise InputError(
+                f"frames must be square face crops (EG3D's alignment), got "
+                f"{self.frames.shape[3]}x{self.frames.shape[2]}; run `innout preprocess` first"
+            )
+        if self.cameras.shape != (count, 25):
+            raise InputError(f"expected {count} cameras of 25 floats ([{count}, 25]) for {count} "
+                             f"frames, got {tuple(self.cameras.shape)}")  # fmt: skip
+        if not torch.isfinite(self.cameras).all():
+            raise InputError("camera labels contain NaN or infinity")
+        if self.masks is not None and self.masks.shape != (count, 1, *self.frames.shape[2:]):
+            raise InputError(f"masks must be [T, 1, H, W] = [{count}, 1, "
+                             f"{self.frames.shape[2]}, {self.frames.shape[3]}], got "
+                             f"{tuple(self.masks.shape)}")  # fmt: skip
+        if len(self.names) != count:
+            raise InputError(f"{len(self.names)} names for {count} frames")
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+
+def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise InputError(f"{path}: not a readable image ({error})") from error
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], float]:
+    """Decodes every frame of a video file ([H, W, 3] uint8, timestamp order) and its fps."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise InputError(f"{path}: not a readable video ({error})") from error
+    with container:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream")
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else 30.0
+        decoded = []
+        try:
+            for frame in container.decode(stream):
+                decoded.append((frame.pts if frame.pts is not None else len(decoded), frame))
+        except av.error.FFmpegError as error:
+            raise InputError(f"{path}: decoding failed ({error})") from error
+        decoded.sort(key=lambda item: item[0])
+        frames = [frame.to_ndarray(format="rgb24") for _, frame in decoded]
+    if not frames:
+        raise InputError(f"{path}: the video has no frames")
+    return frames, fps
+
+
+def video_fps(path: Path, default: float = 30.0) -> float:
+    """The frame rate of a video file's first video stream (`default` if unknown/unreadable)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate if container.streams.video else None
+    except (av.error.FFmpegError, OSError):
+        return default
+    return float(rate) if rate else default
+
+
+def read_cameras(path: Path) -> list[tuple[str, list[float]]]:
+    """The (name, label) pairs of an EG3D dataset.json, validated."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a readable dataset.json ({error})") from error
+    labels = data.get("labels") if isinstance(data, dict) else None
+    if not isinstance(labels, list) or not labels:
+        raise InputError(f'{path}: expected {{"labels": [[file name, [25 floats]], ...]}}')
+    pairs = []
+    for i, entry in enumerate(labels):
+        ok = isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+        values = entry[1] if ok else None
+        if not ok or not isinstance(values, list) or len(values) != 25:
+            raise InputError(f"{path}: label {i} must be [file name, [25 floats]] (a 4x4 "
+                             f"cam2world and 3x3 intrinsics), got {str(entry)[:80]}")  # fmt: skip
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise InputError(f"{path}: label {i} ({entry[0]}) has non-numeric or non-finite values")
+        pairs.append((entry[0], [float(v) for v in values]))
+    return pairs
+
+
+def read_masks(folder: Path, names: list[str], size: tuple[int, int]) -> torch.Tensor:
+    """Masks [T, 1, H, W] in {0, 1} (1 = face) from images named like the frames."""
+    from PIL import Image
+
+    if not folder.is_dir():
+        raise InputError(f"{folder}: masks folder not found")
+    masks = []
+    for name in names:
+        stem = Path(name).stem
+        found = [folder / f"{stem}{suffix}" for suffix in IMAGE_SUFFIXES]
+        path = next((p for p in found if p.is_file()), None)
+        if path is None:
+            raise InputError(f"{folder}: no mask for frame {name} (expected {stem}.png)")
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("L"))
+        if pixels.shape != size:
+            raise InputError(f"{path}: mask is {pixels.shape[1]}x{pixels.shape[0]}, its frame "
+                             f"{size[1]}x{size[0]}")  # fmt: skip
+        masks.append(torch.from_numpy(pixels >= 128).float()[None])
+    return torch.stack(masks)
+
+
+def _frames_of_folder(folder: Path, pairs) -> tuple[list[np.ndarray], list[str]]:
+    frames, names = [], []
+    for name, _ in pairs:
+        path = (folder / name).resolve()
+        if folder.resolve() not in path.parents:
+            raise InputError(f"{folder}/dataset.json: frame {name!r} points outside the folder")
+        if not path.is_file():
+            raise InputError(f"{folder}: frame {name} listed in dataset.json does not exist")
+        frames.append(_read_image(path))
+        names.append(name)
+    return frames, names
+
+
+def load_clip(
+    source: str | Path,
+    cameras: str | Path | None = None,
+    masks: str | Path | None = None,
+) -> Clip:
+    """Reads a video file or a frames folder (module docstring) into a `Clip`.
+
+    Args:
+        source: video file or folder.
+        cameras: an EG3D dataset.json (default: the folder's own; a video without one is assumed
+            frontal, with a warning).
+        masks: folder of masks (default: the folder's ``masks/`` if present).
+    """
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
+    fps = 30.0
+    extras: dict = {}
+    if source.is_dir():
+        dataset = Path(cameras) if cameras is not None else source / "dataset.json"
+        if not dataset.is_file():
+            raise InputError(f"{source}: a frames folder needs an EG3D dataset.json (not found: "
+                             f"{dataset})")  # fmt: skip
+        pairs = read_cameras(dataset)
+        frames, names = _frames_of_folder(source, pairs)
+        labels = torch.tensor([values for _, values in pairs])
+        cameras_from = str(dataset)
+        if masks is None and (source / "masks").is_dir():
+            masks = source / "masks"
+        for extra in ("params.json", "transforms.json"):
+            if (source / extra).is_file():
+                extras[extra] = str(source / extra)
+        if (source / "video.mp4").is_file():
+            fps = video_fps(source / "video.mp4")
+    else:
+        frames, fps = read_video(source)
+        names = [f"{i:05d}.png" for i in range(len(frames))]
+        if cameras is not None:
+            pairs = read_cameras(Path(cameras))
+            if len(pairs) != len(frames):
+                raise InputError(f"{cameras}: {len(pairs)} cameras for the {len(frames)} frames "
+                                 f"of {source}")  # fmt: skip
+            labels = torch.tensor([values for _, values in pairs])
+            cameras_from = str(cameras)
+        else:
+            warnings.warn(
+                f"{source}: no cameras given; assuming every frame is frontal (run "
+                "`innout preprocess` to estimate them)",
+                stacklevel=2,
+            )
+            labels = camera.frontal_labels(len(frames))
+            cameras_from = "frontal (assumed)"
+    sizes = {f.shape for f in frames}
+    if len(sizes) != 1:
+        raise InputError(f"{source}: frames differ in size: {sorted(sizes)}")
+    frame_tensor = torch.stack([_to_tensor(f) for f in frames])
+    mask_tensor = None
+    if masks is not None:
+        mask_tensor = read_masks(Path(masks), names, tuple(frames[0].shape[:2]))
+    return Clip(
+        frames=frame_tensor,
+        cameras=labels.float(),
+        masks=mask_tensor,
+        names=names,
+        fps=fps,
+        source=str(source),
+        cameras_from=cameras_from,
+        extras=extras,
+    )

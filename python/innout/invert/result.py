@@ -1,0 +1,229 @@
+"""The result of an inversion: render it (any frames, cameras, latent offsets, with or without the
+object), save it to and load it from a run folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from innout.eg3d.generator import TriPlaneGenerator
+from innout.invert.settings import InversionSettings
+from innout.invert.state import FrameRender, InversionState, render_frames
+
+#: Seed of the sampling draws of every rendered frame (the same for all: no flicker).
+RENDER_SEED = 0
+
+
+class InversionResult:
+    """Face latents, object field and fine-tuned networks of one inverted video.
+
+    Attributes:
+        generator: the (frozen) network inverted against.
+        state: InversionState (ws [T, num_ws, w_dim], object, superresolution, generator).
+        cameras: [T, 25] the frames' cameras.
+        method, settings: how it was obtained.
+        folder: the run folder it was saved to / loaded from (None if in memory only).
+    """
+
+    def __init__(
+        self,
+        generator: TriPlaneGenerator,
+        state: InversionState,
+        cameras: torch.Tensor,
+        method: str,
+        settings: InversionSettings,
+    ) -> None:
+        self.generator = generator
+        self.state = state
+        self.cameras = cameras
+        self.method = method
+        self.settings = settings
+        self.folder: Path | None = None
+        self.history: dict = {}
+
+    @property
+    def frames(self) -> int:
+        return self.cameras.shape[0]
+
+    @property
+    def latents(self) -> torch.Tensor:
+        """[T, num_ws, w_dim] face latents."""
+        return self.state.ws.detach()
+
+    @torch.no_grad()
+    def render(
+        self,
+        frames: list[int] | torch.Tensor | None = None,
+        *,
+        latents: torch.Tensor | None = None,
+        cameras: torch.Tensor | None = None,
+        with_object: bool = True,
+        blend_scale: torch.Tensor | None = None,
+        samples_multiplier: float | None = None,
+        batch: int = 4,
+    ) -> Iterator[tuple[torch.Tensor, FrameRender]]:
+        """Renders frames in batches; yields (frame indices [B], FrameRender).
+
+        Args:
+            frames: which frames (default all).
+            latents: [T, num_ws, w_dim] face latents to use instead of the inverted ones (edits).
+            cameras: [T, 25] or [1, 25] cameras instead of the frames' own (novel views).
+            with_object: include the object field (In-N-Out methods).
+            blend_scale: [T, R*R] per-ray factor on the object's blend weights (removal).
+            samples_multiplier: default: the run's.
+        """
+        device = self.cameras.device
+        every = (
+            torch.arange(self.frames, device=device)
+            if frames is None
+            else torch.as_tensor(frames, device=device)
+        )
+        ws_all = self.latents if latents is None else latents.to(device)
+        multiplier = samples_multiplier or self.settings.samples_multiplier
+        for start in range(0, len(every), batch):
+            index = every[start : start + batch]
+            if cameras is None:
+                cams = self.cameras[index]
+            else:
+                cams = cameras.to(device)
+                cams = cams.expand(len(index), -1) if cams.shape[0] == 1 else cams[index]
+            yield index, render_frames(
+                self.generator, self.state, ws_all[index], cams, index,
+                seed=RENDER_SEED, samples_multiplier=multiplier, with_object=with_object,
+                blend_scale=None if blend_scale is None else blend_scale.to(device)[index],
+            )  # fmt: skip
+
+    def save_tensors(self, folder: Path) -> list[str]:
+        """Writes the result's tensors as safetensors files; returns their names."""
+        from safetensors.torch import save_file
+
+        def write(name: str, tensors: dict) -> None:
+            temporary = folder / f".{name}.tmp"
+            contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            save_file(contiguous, str(temporary))
+            temporary.replace(folder / name)
+
+        written = ["latents.safetensors"]
+        write("latents.safetensors", {"ws": self.latents, "cameras": self.cameras})
+        if self.state.object is not None:
+            write("object.safetensors", self.state.object.state_dict())
+            write("superresolution.safetensors", self.state.superresolution.state_dict())
+            written += ["object.safetensors", "superresolution.safetensors"]
+        if self.state.generator is not None:
+            write("generator.safetensors", self.state.generator.state_dict())
+            written.append("generator.safetensors")
+        return written
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | torch.device | None = None) -> InversionResult:
+        """Loads a completed run folder (the network is read from the path its manifest names)."""
+
+        from innout.eg3d.loading import load_generator
+        from innout.invert.clip import InputError
+        from innout.invert.run import MANIFEST
+
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise InputError(f"{folder}: not a run folder (no {MANIFEST})")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("status") != "complete":
+            raise InputError(f"{folder}: the run did not complete (resume it first)")
+        network = manifest["network"]
+        if "path" not in network:
+            raise InputError(f"{folder}: the run used an in-memory generator; load it with "
+                             "InversionResult.load_with(generator, folder)")  # fmt: skip
+        name = network["name"] if network["name"] == "tiny" else network["path"]
+        generator = load_generator(name)
+        return cls.load_with(generator, folder, device)
+
+    @classmethod
+    def load_with(
+        cls,
+        generator: TriPlaneGenerator,
+        folder: str | Path,
+        device: str | torch.device | None = None,
+    ) -> InversionResult:
+        """Loads a run folder's tensors for `generator`."""
+        from safetensors.torch import load_file
+
+        from innout.invert.run import MANIFEST
+
+        folder = Path(folder)
+        manifest = json.loads((folder / MANIFEST).read_text())
+        settings = InversionSettings(**manifest["settings"])
+        method = manifest["method"]
+        device = torch.device(device or "cpu")
+        generator = generator.to(device).eval().requires_grad_(False)
+        latents = load_file(str(folder / "latents.safetensors"))
+        frames = latents["ws"].shape[0]
+        state = InversionState(generator, method, frames, settings.object_plane_resolution,
+                               settings.seed)  # fmt: skip
+        state.ws.data.copy_(latents["ws"])
+        if state.object is not None:
+            state.object.load_state_dict(load_file(str(folder / "object.safetensors")))
+            state.superresolution.load_state_dict(
+                load_file(str(folder / "superresolution.safetensors"))
+            )
+        if state.generator is not None:
+            state.generator.load_state_dict(load_file(str(folder / "generator.safetensors")))
+        state = state.to(device).requires_grad_(False)
+        result = cls(generator, state, latents["cameras"].to(device), method, settings)
+        result.folder = folder
+        history_path = folder / "history.json"
+        if history_path.is_file():
+            result.history = json.loads(history_path.read_text())
+        return result
+
+
+def object_layer(render: FrameRender, size: int) -> torch.Tensor:
+    """The object field's colour times its opacity, on black, at size x size, in [-1, 1]."""
+    from innout.invert.losses import resize
+
+    if render.object_opacity is None:
+        return torch.full_like(render.image, -1.0)
+    colour = (render.object_raw + 1) / 2 * render.object_opacity
+    return resize(colour * 2 - 1, size)
+
+
+@torch.no_grad()
+def reconstruction_metrics(result: InversionResult, targets) -> dict:
+    """PSNR/SSIM of the reconstruction vs the frames (output resolution), per frame and mean."""
+    from innout.metrics import psnr, ssim
+
+    per_frame_psnr, per_frame_ssim = [], []
+    for index, render in result.render():
+        per_frame_psnr += psnr(render.image, targets.image[index]).tolist()
+        per_frame_ssim += ssim(render.image, targets.image[index]).tolist()
+    return {
+        "psnr": sum(per_frame_psnr) / len(per_frame_psnr),
+        "ssim": sum(per_frame_ssim) / len(per_frame_ssim),
+        "psnr_per_frame": per_frame_psnr,
+        "ssim_per_frame": per_frame_ssim,
+    }
+
+
+def write_outputs(result, clip, targets, folder: Path, manifest: dict, progress: bool) -> None:
+    """Tensors, history, loss curves, preview video and the completed manifest."""
+    from innout.invert.run import MANIFEST, _sha256, _write_json
+    from innout.media import to_uint8, write_video
+    from innout.plot import plot_histories
+
+    files = result.save_tensors(folder)
+    _write_json(folder / "history.json", result.history)
+    plot_histories(result.history, folder / "losses.png", title=f"innout invert - {result.method}")
+    size = targets.image.shape[-1]
+    panels = []
+    for index, render in result.render():
+        layer = object_layer(render, size)
+        for k, t in enumerate(index.tolist()):
+            row = torch.cat([targets.image[t], render.image[k].clamp(-1, 1), layer[k]], dim=-1)
+            panels.append(to_uint8(row))
+    write_video(folder / "preview.mp4", panels, fps=clip.fps)
+    manifest["metrics"] = reconstruction_metrics(result, targets)
+    manifest["files"] = {name: _sha256(folder / name) for name in files}
+    manifest["status"] = "complete"
+    _write_json(folder / MANIFEST, manifest)

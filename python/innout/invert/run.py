@@ -1,0 +1,314 @@
+"""`innout.invert`: runs a method on a clip and writes a run folder that can be rendered and
+edited later without inverting again.
+
+Run folder::
+
+    run.json                 manifest: versions, machine, input, method, settings, timings, metrics
+    latents.safetensors      face latents ws [T, num_ws, w_dim] and cameras [T, 25]
+    object.safetensors       object tri-plane, decoder and frame codes (In-N-Out methods)
+    superresolution.safetensors   fine-tuned super-resolution (In-N-Out methods)
+    generator.safetensors    fine-tuned generator weights ("pti")
+    history.json, losses.png per-step losses of every stage, and their curves
+    preview.mp4              input | reconstruction | object layer
+    checkpoint.pt            while running (removed when the run completes)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from innout.eg3d.generator import TriPlaneGenerator
+from innout.invert import stages
+from innout.invert.clip import Clip, InputError, load_clip
+from innout.invert.engine import Engine, load_checkpoint
+from innout.invert.losses import resize
+from innout.invert.settings import METHODS, InversionSettings, preset
+from innout.invert.state import COMPOSITE_METHODS, InversionState
+from innout.lpips import PerceptualLoss
+
+MANIFEST = "run.json"
+CHECKPOINT = "checkpoint.pt"
+MANIFEST_FORMAT = 1
+
+
+def stage_names(method: str) -> list[str]:
+    """The stages a method runs, in order."""
+    if method == "pti":
+        return ["latent", "pti"]
+    if method in COMPOSITE_METHODS:
+        return ["latent", "composite", "superres"]
+    return ["latent"]
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    temporary.write_text(json.dumps(payload, indent=1))
+    temporary.replace(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict:
+    import innout
+
+    return {
+        "innout": innout.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _network_record(network) -> dict:
+    if isinstance(network, TriPlaneGenerator):
+        return {"name": "<in-memory generator>"}
+    from innout.tiny.bundle import TINY_NETWORK, weights_path
+
+    path = weights_path() if str(network) == TINY_NETWORK else Path(network)
+    return {"name": str(network), "path": str(path), "sha256": _sha256(path)}
+
+
+def prepare_targets(
+    clip: Clip, generator: TriPlaneGenerator, device: torch.device, render_resolution: int = 0
+) -> stages.Targets:
+    """The clip's frames at the generator's output resolution and at the rendering resolution
+    of the optimisation (0: the generator's), on `device`."""
+    frames = clip.frames.to(device)
+    raw = render_resolution or generator.neural_rendering_resolution
+    masks_raw = None
+    if clip.masks is not None:
+        # A raw pixel is "face" only if all of it is face: the object terms then cover the object.
+        masks_raw = (resize(clip.masks.to(device), raw) > 0.999).float()
+    return stages.Targets(
+        image=resize(frames, generator.img_resolution),
+        raw=resize(frames, raw),
+        cameras=clip.cameras.to(device),
+        masks_raw=masks_raw,
+    )
+
+
+def _check_run_folder(out: Path, resume: bool, force: bool) -> None:
+    if resume and force:
+        raise InputError("resume and force exclude each other")
+    if resume:
+        if not (out / MANIFEST).is_file():
+            raise InputError(f"{out}: nothing to resume (no {MANIFEST})")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise InputError(f"{out}: the run folder already exists; pass resume to continue it or "
+                         "force to replace it")  # fmt: skip
+
+
+def invert(
+    video: str | Path | Clip,
+    network: str | Path | TriPlaneGenerator = "tiny",
+    cameras: str | Path | None = None,
+    masks: str | Path | None = None,
+    method: str = "innout",
+    preset_name: str = "fast",
+    device: str | torch.device | None = None,
+    out: str | Path | None = None,
+    *,
+    settings: InversionSettings | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = True,
+    lpips_vgg: str | Path | None = None,
+    lpips_lin: str | Path | None = None,
+    **overrides,
+):
+    """Inverts a face video with `method` and returns an `InversionResult`.
+
+    Args:
+        video: a video file, a frames folder with an EG3D dataset.json (e.g. from `innout synth
+            video` or `innout preprocess`), or a loaded `Clip`.
+        network: "tiny" (bundled), an EG3D .pkl / converted .safetensors, or a generator.
+        cameras: an EG3D dataset.json (default: the folder's own).
+        masks: a folder of masks named like the frames (255 = face, 0 = object; default: the
+            folder's masks/). Used by "innout"; "innout-auto" never needs them.
+        method: "w", "wplus", "pti", "innout" or "innout-auto".
+        preset_name: "fast" or "paper"; `settings` (an InversionSettings) or keyword `overrides`
+            (any of its fields) change it.
+        device: torch device (default: CUDA when available, else CPU).
+        out: run folder (None: nothing written; the result lives in memory).
+        resume: continue the interrupted run in `out` (same input and settings).
+        force: replace an existing run folder.
+        lpips_vgg, lpips_lin: LPIPS weight files (see innout.lpips; default: searched).
+    """
+    from innout.eg3d.loading import load_generator
+    from innout.invert.result import InversionResult, write_outputs
+
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    out_path = Path(out) if out is not None else None
+    manifest = None
+    if out_path is not None:
+        _check_run_folder(out_path, resume, force)
+    elif resume:
+        raise InputError("resume needs the run folder (out)")
+    if settings is None:
+        settings = preset(preset_name, **overrides)
+    elif overrides:
+        settings = dataclasses.replace(settings, **overrides)
+    if resume:
+        manifest = json.loads((out_path / MANIFEST).read_text())
+        recorded = InversionSettings(**manifest["settings"])
+        if manifest["method"] != method or recorded != settings:
+            raise InputError(f"{out_path}: resume with the run's own method and settings "
+                             f"(method {manifest['method']!r}, preset "
+                             f"{manifest['preset']!r} with its recorded settings)")  # fmt: skip
+        if manifest.get("status") == "complete":
+            raise InputError(f"{out_path}: the run is already complete")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    clip = video if isinstance(video, Clip) else load_clip(video, cameras, masks)
+    if method == "innout" and clip.masks is None:
+        raise InputError("method 'innout' needs object masks (a masks/ folder or masks=...); "
+                         "use 'innout-auto' for the mask-free variant")  # fmt: skip
+    generator = network if isinstance(network, TriPlaneGenerator) else load_generator(network)
+    generator = generator.to(device).eval().requires_grad_(False)
+    perceptual = PerceptualLoss(lpips_vgg, lpips_lin).to(device)
+    targets = prepare_targets(clip, generator, device, settings.render_resolution)
+    state = InversionState(
+        generator, method, len(clip), settings.object_plane_resolution, settings.seed
+    ).to(device)
+    state.requires_grad_(False)
+
+    if out_path is not None and not resume:
+        if out_path.exists():
+            shutil.rmtree(out_path)
+        out_path.mkdir(parents=True)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "status": "running",
+            "method": method,
+            "preset": preset_name,
+            "settings": dataclasses.asdict(settings),
+            "network": _network_record(network),
+            "input": {
+                "source": clip.source,
+                "cameras": clip.cameras_from,
+                "masks": masks and str(masks) or ("masks/" if clip.masks is not None else None),
+                "frames": len(clip),
+                "names": clip.names,
+                "fps": clip.fps,
+                "resolution": clip.frames.shape[-1],
+                "extras": clip.extras,
+            },
+            "perceptual_loss": perceptual.name,
+            "versions": _versions(),
+            "device": str(device),
+            "seconds": {},
+        }
+        _write_json(out_path / MANIFEST, manifest)
+
+    engine = Engine(
+        state,
+        settings.seed,
+        settings.checkpoint_every,
+        settings.max_retries,
+        out_path / CHECKPOINT if out_path is not None else None,
+        progress,
+    )
+    seconds: dict[str, float] = dict(manifest["seconds"]) if manifest else {}
+    first_stage, checkpoint = 0, None
+    if resume:
+        checkpoint_file = out_path / CHECKPOINT
+        if not checkpoint_file.is_file():
+            raise InputError(f"{out_path}: no {CHECKPOINT} to resume from")
+        checkpoint = load_checkpoint(checkpoint_file)
+        state.load_state_dict(checkpoint["state"])
+        engine.history = checkpoint["history"]
+        engine.recoveries = checkpoint["recoveries"]
+        seconds = dict(checkpoint["metadata"].get("seconds", {}))
+        first_stage = checkpoint["stage_index"]
+        if checkpoint["step"] == 0 and first_stage > 0:
+            checkpoint = None
+
+    names = stage_names(method)
+    for index in range(first_stage, len(names)):
+        name = names[index]
+        started = time.time()
+        resume_from = checkpoint if checkpoint is not None and index == first_stage else None
+        stage = _build_stage(name, generator, state, targets, settings, perceptual, method,
+                             resume_from is None)  # fmt: skip
+        engine.metadata = {"seconds": seconds}
+        engine.run(index, stage, resume_from)
+        _finish_stage(name, state, settings)
+        seconds[name] = seconds.get(name, 0.0) + time.time() - started
+        engine.metadata = {"seconds": seconds}
+        engine.checkpoint(index + 1, 0)
+        state.requires_grad_(False)
+
+    result = InversionResult(generator, state, clip.cameras.to(device), method, settings)
+    result.history = engine.history
+    if out_path is not None:
+        manifest["seconds"] = seconds
+        manifest["recoveries"] = engine.recoveries
+        write_outputs(result, clip, targets, out_path, manifest, progress)
+        (out_path / CHECKPOINT).unlink(missing_ok=True)
+        result.folder = out_path
+    return result
+
+
+def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh):
+    if name == "latent":
+        if fresh:
+            best = stages.initial_latent(generator, targets, settings, perceptual)
+            state.w_shared.data.copy_(best[:, : state.w_shared.shape[1]])
+        state.w_shared.requires_grad_(True)
+        state.residuals.requires_grad_(True)
+        return stages.latent_stage(generator, state, targets, settings, perceptual)
+    if name == "pti":
+        for module in (state.generator.backbone.synthesis, state.generator.decoder,
+                       state.generator.superresolution):  # fmt: skip
+            module.requires_grad_(True)
+        return stages.pti_stage(generator, state, targets, settings, perceptual)
+    if name == "composite":
+        state.object.requires_grad_(True)
+        state.ws.requires_grad_(True)
+        masked = method == "innout"
+        return stages.composite_stage(generator, state, targets, settings, perceptual, masked)
+    if name == "superres":
+        features = _composite_features(generator, state, targets, settings)
+        state.superresolution.requires_grad_(True)
+        return stages.superres_stage(generator, state, targets, settings, perceptual, features)
+    raise ValueError(f"unknown stage {name!r}")
+
+
+@torch.no_grad()
+def _composite_features(generator, state, targets, settings) -> torch.Tensor:
+    from innout.invert.result import RENDER_SEED
+    from innout.invert.state import render_frames
+
+    features = []
+    for t in range(targets.frames):
+        index = torch.tensor([t], device=targets.image.device)
+        out = render_frames(
+            generator, state, state.ws[index], targets.cameras[index], index,
+            seed=RENDER_SEED, samples_multiplier=settings.samples_multiplier,
+        )  # fmt: skip
+        features.append(out.features)
+    return torch.cat(features)
+
+
+def _finish_stage(name: str, state: InversionState, settings: InversionSettings) -> None:
+    if name == "latent":
+        every = torch.arange(state.residuals.shape[0], device=state.ws.device)
+        with torch.no_grad():
+            state.ws.copy_(state.step1_latents(settings.residual_scale, every))

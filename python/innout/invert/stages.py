@@ -1,0 +1,244 @@
+"""The stages of each method (METHOD.md section 3.2) as `Stage`s of the engine.
+
+* ``latent``: step 1, W / W+ inversion of every frame (shared code + per-frame residuals);
+* ``pti``: pivotal tuning of the generator around step 1's latents;
+* ``composite``: step 2, the object field, frame codes and face latents against the frames;
+* ``superres``: step 3, the super-resolution network on the composite feature images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from innout.eg3d.generator import TriPlaneGenerator
+from innout.invert import losses
+from innout.invert.engine import Stage, frame_batch, steps_for_epochs
+from innout.invert.settings import InversionSettings
+from innout.invert.state import InversionState, render_frames
+
+
+@dataclass
+class Targets:
+    """The frames at output [T, 3, H, W] and raw [T, 3, R, R] resolution, cameras [T, 25],
+    masks at raw resolution [T, 1, R, R] (1 = face) or None."""
+
+    image: torch.Tensor
+    raw: torch.Tensor
+    cameras: torch.Tensor
+    masks_raw: torch.Tensor | None
+
+    @property
+    def frames(self) -> int:
+        return self.image.shape[0]
+
+
+def _image_terms(perceptual, settings, image, target) -> tuple[torch.Tensor, torch.Tensor]:
+    return settings.l2_weight * losses.l2(image, target), settings.perceptual_weight * perceptual(
+        image, target
+    )
+
+
+@torch.no_grad()
+def initial_latent(
+    generator: TriPlaneGenerator,
+    targets: Targets,
+    settings: InversionSettings,
+    perceptual,
+    progress_label: str | None = None,
+) -> torch.Tensor:
+    """The best of `init_samples` random latents (psi 1, frontal conditioning), scored by
+    perceptual + L2 distance at the scored frames' cameras: [1, num_ws, w_dim]."""
+    device = targets.image.device
+    seeded = torch.Generator().manual_seed(settings.seed)
+    z = torch.randn(settings.init_samples, generator.z_dim, generator=seeded).to(device)
+    from innout.eg3d import camera
+
+    frontal = camera.frontal_labels(settings.init_samples).to(device)
+    candidates = generator.mapping(z, frontal)
+    count = min(settings.init_frames or targets.frames, targets.frames)
+    scored = torch.linspace(0, targets.frames - 1, count).round().long().unique()
+    best, best_score = None, float("inf")
+    state = InversionState(generator, "wplus", 1, 0, settings.seed)
+    for candidate in candidates:
+        ws = candidate[None].expand(len(scored), -1, -1)
+        out = render_frames(
+            generator, state, ws, targets.cameras[scored], scored * 0,
+            torch_generator=torch.Generator(device=device).manual_seed(settings.seed),
+            samples_multiplier=settings.samples_multiplier,
+            resolution=settings.render_resolution, backend=settings.backend,
+        )  # fmt: skip
+        target = targets.image[scored]
+        l2_term, perceptual_term = _image_terms(perceptual, settings, out.image, target)
+        score = float((l2_term + perceptual_term).mean())
+        if score < best_score:
+            best, best_score = candidate, score
+    return best[None].clone()
+
+
+def latent_stage(
+    generator: TriPlaneGenerator,
+    state: InversionState,
+    targets: Targets,
+    settings: InversionSettings,
+    perceptual,
+) -> Stage:
+    steps = steps_for_epochs(settings.latent_epochs, targets.frames, settings.batch_frames)
+
+    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
+        index = frame_batch(settings.seed, 0, step, targets.frames, settings.batch_frames)
+        ws = state.step1_latents(settings.residual_scale, index)
+        out = render_frames(
+            generator, state, ws, targets.cameras[index], index,
+            torch_generator=draws, samples_multiplier=settings.samples_multiplier,
+            with_object=False, superresolution=generator.superresolution,
+            resolution=settings.render_resolution, backend=settings.backend,
+        )  # fmt: skip
+        target = targets.image[index]
+        l2_term, perceptual_term = _image_terms(perceptual, settings, out.image, target)
+        delta = settings.layer_delta_weight * losses.layer_delta(ws)
+        loss = (l2_term + perceptual_term + delta).mean()
+        return {"loss": loss, "l2": l2_term.mean(), "perceptual": perceptual_term.mean(),
+                "layer_delta": delta.mean()}  # fmt: skip
+
+    def lr_fn(base: float, step: int) -> float:
+        return losses.ramped_lr(base, step, steps, settings.lr_rampup, settings.lr_rampdown)
+
+    return Stage(
+        name="latent",
+        steps=steps,
+        groups=[{"params": [state.w_shared, state.residuals], "lr": settings.latent_lr}],
+        step_fn=step_fn,
+        lr_fn=lr_fn,
+    )
+
+
+def pti_stage(
+    generator: TriPlaneGenerator,
+    state: InversionState,
+    targets: Targets,
+    settings: InversionSettings,
+    perceptual,
+) -> Stage:
+    tuned = state.generator
+    params = [
+        p
+        for module in (tuned.backbone.synthesis, tuned.decoder, tuned.superresolution)
+        for p in module.parameters()
+    ]
+
+    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
+        index = frame_batch(settings.seed, 1, step, targets.frames, settings.batch_frames)
+        out = render_frames(
+            generator, state, state.ws[index].detach(), targets.cameras[index], index,
+            torch_generator=draws, samples_multiplier=settings.samples_multiplier,
+            resolution=settings.render_resolution, backend=settings.backend,
+        )  # fmt: skip
+        target = targets.image[index]
+        l2_term, perceptual_term = _image_terms(perceptual, settings, out.image, target)
+        loss = (l2_term + perceptual_term).mean()
+        return {"loss": loss, "l2": l2_term.mean(), "perceptual": perceptual_term.mean()}
+
+    return Stage(
+        name="pti",
+        steps=steps_for_epochs(settings.pti_epochs, targets.frames, settings.batch_frames),
+        groups=[{"params": params, "lr": settings.pti_lr}],
+        step_fn=step_fn,
+    )
+
+
+def composite_stage(
+    generator: TriPlaneGenerator,
+    state: InversionState,
+    targets: Targets,
+    settings: InversionSettings,
+    perceptual,
+    masked: bool,
+) -> Stage:
+    field = state.object
+    w_avg = generator.backbone.mapping.w_avg.detach()
+
+    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
+        index = frame_batch(settings.seed, 1, step, targets.frames, settings.batch_frames)
+        ws = state.ws[index]
+        out = render_frames(
+            generator, state, ws, targets.cameras[index], index,
+            torch_generator=draws, samples_multiplier=settings.samples_multiplier,
+            resolution=settings.render_resolution, backend=settings.backend,
+        )  # fmt: skip
+        raw_target = targets.raw[index]
+        terms = {
+            "raw_l2": settings.raw_l2_weight * losses.l2(out.image_raw, raw_target).mean(),
+            "raw_perceptual": settings.raw_perceptual_weight
+            * perceptual(out.image_raw, raw_target).mean(),
+            "sr_l2": settings.sr_l2_weight * losses.l2(out.image, targets.image[index]).mean(),
+            "blend_entropy": settings.blend_entropy_weight * losses.blend_entropy(out.rays.blend),
+            "blend_area": settings.blend_area_weight
+            * losses.blend_area(out.rays.blend_coarse, out.rays.blend_fine),
+        }
+        if masked:
+            outside_face = 1 - targets.masks_raw[index]
+            terms["object_l2"] = (
+                settings.object_l2_weight
+                * losses.masked_l2(out.object_raw, raw_target, outside_face).mean()
+            )
+            if settings.object_mask_weight > 0:
+                share = out.object_opacity
+                terms["object_mask"] = (
+                    settings.object_mask_weight
+                    * (
+                        losses.masked_l2(share, torch.ones_like(share), outside_face)
+                        + losses.masked_l2(share, torch.zeros_like(share), 1 - outside_face)
+                    ).mean()
+                )
+            if settings.blend_sparsity_weight > 0:
+                face_rays = targets.masks_raw[index].flatten(1)
+                per_ray = out.rays.blend.mean(-1)
+                terms["blend_sparsity"] = settings.blend_sparsity_weight * (
+                    (per_ray * face_rays).sum() / face_rays.sum().clamp_min(1)
+                )
+        else:
+            terms["mean_latent"] = settings.mean_latent_weight * (
+                (ws - w_avg).flatten(1).norm(dim=1).mean()
+            )
+            terms["layer_delta"] = settings.auto_layer_delta_weight * losses.layer_delta(ws).mean()
+        return {"loss": torch.stack(list(terms.values())).sum(), **terms}
+
+    return Stage(
+        name="composite",
+        steps=settings.composite_steps,
+        groups=[
+            {"params": list(field.parameters()), "lr": settings.object_lr},
+            {"params": [state.ws], "lr": settings.object_lr * settings.latent_lr_ratio},
+        ],
+        step_fn=step_fn,
+    )
+
+
+def superres_stage(
+    generator: TriPlaneGenerator,
+    state: InversionState,
+    targets: Targets,
+    settings: InversionSettings,
+    perceptual,
+    features: torch.Tensor,
+) -> Stage:
+    """Step 3 on fixed composite feature images [T, 32, R, R] (the object field and latents no
+    longer change, so they are rendered once)."""
+
+    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
+        index = frame_batch(settings.seed, 3, step, targets.frames, settings.batch_frames)
+        x = features[index]
+        image = state.superresolution(x[:, :3].clone(), x, state.ws[index].detach(),
+                                      noise_mode="none")  # fmt: skip
+        l2_term, perceptual_term = _image_terms(perceptual, settings, image, targets.image[index])
+        loss = (l2_term + perceptual_term).mean()
+        return {"loss": loss, "l2": l2_term.mean(), "perceptual": perceptual_term.mean()}
+
+    return Stage(
+        name="superres",
+        steps=steps_for_epochs(settings.sr_epochs, targets.frames, settings.batch_frames),
+        groups=[{"params": list(state.superresolution.parameters()), "lr": settings.sr_lr}],
+        step_fn=step_fn,
+    )
