@@ -43,6 +43,10 @@ class InversionResult:
         self.settings = settings
         self.folder: Path | None = None
         self.history: dict = {}
+        #: The network's name as given ("tiny", a path), "" for an in-memory generator.
+        self.network_name = ""
+        #: Frames per second of the source video.
+        self.fps = 30.0
 
     @property
     def frames(self) -> int:
@@ -173,6 +177,8 @@ class InversionResult:
         state = state.to(device).requires_grad_(False)
         result = cls(generator, state, latents["cameras"].to(device), method, settings)
         result.folder = folder
+        result.network_name = manifest["network"]["name"]
+        result.fps = manifest["input"]["fps"]
         history_path = folder / "history.json"
         if history_path.is_file():
             result.history = json.loads(history_path.read_text())

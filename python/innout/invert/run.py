@@ -257,6 +257,8 @@ def invert(
 
     result = InversionResult(generator, state, clip.cameras.to(device), method, settings)
     result.history = engine.history
+    result.network_name = "" if isinstance(network, TriPlaneGenerator) else str(network)
+    result.fps = clip.fps
     if out_path is not None:
         manifest["seconds"] = seconds
         manifest["recoveries"] = engine.recoveries
