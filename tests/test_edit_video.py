@@ -130,3 +130,18 @@ def test_innout_edit_refuses_bad_arguments(run, tmp_path, capsys, arguments, mes
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
     assert cli_main(["edit", str(run[0]), "--out", str(tmp_path / "x.avi")]) == 2
+
+
+def test_innout_demo_writes_its_report(tmp_path):
+    """The demo end to end on a 2-frame clip (the command's default is 4)."""
+    import json
+
+    out = tmp_path / "demo"
+    assert cli_main(["demo", "--out", str(out), "--frames", "2", "--quiet"]) == 0
+    metrics = json.loads((out / "demo.json").read_text())
+    for name in ("reconstruction_psnr", "removal_psnr", "novel_view_psnr"):
+        assert 10 < metrics[name] < 60, (name, metrics[name])
+    report = (out / "report.html").read_text()
+    for video in ("run/preview.mp4", "edit.mp4", "removed.mp4", "orbit.mp4"):
+        assert video in report and (out / video).is_file()
+    assert cli_main(["demo", "--out", str(out), "--frames", "2", "--quiet"]) == 2  # exists

@@ -65,6 +65,19 @@ def _cmd_bench_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from innout.demo import run_demo
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    metrics = run_demo(args.out, frames=args.frames, force=args.force, progress=not args.quiet)
+    print(json.dumps(metrics, indent=1))
+    print(f"open {args.out}/report.html")
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from innout.eg3d.checkpoint import convert_checkpoint
 
@@ -166,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output folder")
     gen.set_defaults(handler=_cmd_generate)
 
+    demo = commands.add_parser(
+        "demo", help="synthetic occluded clip -> In-N-Out inversion -> edit, removal, orbit, report"
+    )
+    demo.add_argument("--out", default="innout-demo", help="output folder (default innout-demo)")
+    demo.add_argument("--frames", type=int, default=4, help="clip length (default 4)")
+    demo.add_argument("--force", action="store_true", help="replace an existing output folder")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    demo.set_defaults(handler=_cmd_demo)
     add_invert_command(commands)
     add_edit_command(commands)
     add_synth_commands(commands)
