@@ -20,9 +20,9 @@ DEMO_EDIT = ("hair_color", 0.3)
 
 
 def _images(folder: Path, names: list[str]) -> torch.Tensor:
-    from innout.invert.clip import _read_image, _to_tensor
+    from innout.invert.clip import image_tensor, read_image
 
-    return torch.stack([_to_tensor(_read_image(folder / name)) for name in names])
+    return torch.stack([image_tensor(read_image(folder / name)) for name in names])
 
 
 def _psnr(images: torch.Tensor, folder: Path, names: list[str], mask=None) -> float:

@@ -8,8 +8,6 @@ averaged over channels and positions.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F  # noqa: N812
 
@@ -80,8 +78,3 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM per image [N] of images in [-1, 1]."""
     return ssim_map(a, b).flatten(1).mean(1)
-
-
-def psnr_of_mse(value: float) -> float:
-    """PSNR in dB of a mean squared error between images in [-1, 1]."""
-    return math.inf if value == 0 else 10 * math.log10(4.0 / value)

@@ -15,6 +15,7 @@ import time
 import torch
 
 from innout.bench.memory import peak_bytes
+from innout.eg3d import camera
 from innout.eg3d.loading import load_generator
 from innout.invert import stages
 from innout.invert.clip import Clip
@@ -41,8 +42,6 @@ def run_composite_benchmark(
     images = torch.rand(frames, 3, size, size, generator=seeded) * 2 - 1
     masks = torch.ones(frames, 1, size, size)
     masks[..., size // 4 : size // 2, size // 4 : size // 2] = 0
-    from innout.eg3d import camera
-
     clip = Clip(images, camera.frontal_labels(frames), masks, [f"{i}" for i in range(frames)])
     perceptual = PerceptualLoss(required=False).to(torch_device)
     report: dict = {"network": network, "device": device, "frames": frames,

@@ -68,11 +68,11 @@ class Clip:
         return self.frames.shape[0]
 
 
-def _to_tensor(pixels: np.ndarray) -> torch.Tensor:
+def image_tensor(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float() / 127.5 - 1
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -172,7 +172,7 @@ def _frames_of_folder(folder: Path, pairs) -> tuple[list[np.ndarray], list[str]]
             raise InputError(f"{folder}/dataset.json: frame {name!r} points outside the folder")
         if not path.is_file():
             raise InputError(f"{folder}: frame {name} listed in dataset.json does not exist")
-        frames.append(_read_image(path))
+        frames.append(read_image(path))
         names.append(name)
     return frames, names
 
@@ -232,7 +232,7 @@ def load_clip(
     sizes = {f.shape for f in frames}
     if len(sizes) != 1:
         raise InputError(f"{source}: frames differ in size: {sorted(sizes)}")
-    frame_tensor = torch.stack([_to_tensor(f) for f in frames])
+    frame_tensor = torch.stack([image_tensor(f) for f in frames])
     mask_tensor = None
     if masks is not None:
         mask_tensor = read_masks(Path(masks), names, tuple(frames[0].shape[:2]))

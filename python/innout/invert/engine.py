@@ -105,7 +105,6 @@ class Engine:
         seed, checkpoint_every, max_retries: see InversionSettings.
         checkpoint_path: where checkpoints go.
         progress: show progress bars.
-        extra: (stage index, step) -> dict added to each checkpoint (e.g. timings).
     """
 
     def __init__(

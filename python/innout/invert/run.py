@@ -189,6 +189,9 @@ def invert(
     ).to(device)
     state.requires_grad_(False)
 
+    masks_record = str(masks) if masks is not None else None
+    if masks_record is None and clip.masks is not None:
+        masks_record = "masks/"
     if out_path is not None and not resume:
         if out_path.exists():
             shutil.rmtree(out_path)
@@ -203,7 +206,7 @@ def invert(
             "input": {
                 "source": clip.source,
                 "cameras": clip.cameras_from,
-                "masks": masks and str(masks) or ("masks/" if clip.masks is not None else None),
+                "masks": masks_record,
                 "frames": len(clip),
                 "names": clip.names,
                 "fps": clip.fps,

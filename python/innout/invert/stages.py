@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from innout.eg3d import camera
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.invert import losses
 from innout.invert.engine import Stage, frame_batch, steps_for_epochs
@@ -53,8 +54,6 @@ def initial_latent(
     device = targets.image.device
     seeded = torch.Generator().manual_seed(settings.seed)
     z = torch.randn(settings.init_samples, generator.z_dim, generator=seeded).to(device)
-    from innout.eg3d import camera
-
     frontal = camera.frontal_labels(settings.init_samples).to(device)
     candidates = generator.mapping(z, frontal)
     count = min(settings.init_frames or targets.frames, targets.frames)
