@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from innout.edit.cli import add_edit_command
+from innout.edit.cli import add_edit_command, add_ganspace_command
 from innout.invert.cli import add_invert_command
 from innout.synth.cli import add_synth_commands
 from innout.tiny.cli import add_tiny_commands
@@ -190,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
     add_invert_command(commands)
     add_edit_command(commands)
+    add_ganspace_command(commands)
     add_synth_commands(commands)
     add_tiny_commands(commands)
     return parser

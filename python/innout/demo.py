@@ -80,6 +80,10 @@ def run_demo(
         f"edit_{edit_name}_{edit_strength:+g}_psnr": _psnr(edited, out / "clip/gt/edited", names),
         "removal_psnr": _psnr(removed, out / "clip/gt/head_only", names),
         "removal_psnr_in_object": _psnr(removed, out / "clip/gt/head_only", names, object_mask),
+        # The same region before removal: how much of the face the removal brought back.
+        "kept_object_psnr_in_object": _psnr(
+            reconstruction, out / "clip/gt/head_only", names, object_mask
+        ),
         "novel_view_psnr": _psnr(
             novel_view, out / "clip/gt/novel_views", [name for name, _ in novel_labels]
         ),  # fmt: skip

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -50,33 +52,102 @@ def write_png(path: str | Path, pixels: np.ndarray) -> None:
     temporary.replace(target)
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> int:
-    """Writes [H, W, 3] uint8 frames as an H.264 mp4 (yuv420p), atomically. Returns the count."""
+def frame_rate(fps: float) -> Fraction:
+    """`fps` as the exact rational rate containers store (29.97 -> 30000/1001, 25 -> 25)."""
+    if not (fps > 0 and fps < 1000):
+        raise ValueError(f"fps must be in (0, 1000), got {fps}")
+    return Fraction(fps).limit_denominator(1001)
+
+
+def upright(pixels: np.ndarray, rotation: float) -> np.ndarray:
+    """A decoded frame [H, W, C] turned as players show it. `rotation` is the display matrix's
+    angle as PyAV reports it (degrees counter-clockwise; phones' portrait videos say -90)."""
+    quarter_turns = round(rotation / 90.0) % 4
+    if abs(rotation - 90.0 * round(rotation / 90.0)) > 1.0:
+        raise ValueError(f"only multiples of 90 degrees are supported, got rotation {rotation}")
+    return np.ascontiguousarray(np.rot90(pixels, k=quarter_turns)) if quarter_turns else pixels
+
+
+def _copy_audio(reader, container, start: float, duration: float) -> list:
+    """Adds the first audio stream of the open `reader` to `container` (no re-encoding) and
+    returns the packets to mux: those overlapping [start, start + duration) seconds, moved so
+    that `start` is 0. `reader` must stay open until they are muxed (the stream's parameters
+    are read from it when the header is written)."""
+    if not reader.streams.audio:
+        return []
+    audio = reader.streams.audio[0]
+    stream = container.add_stream_from_template(audio)
+    packets = []
+    shift = None
+    for packet in reader.demux(audio):
+        if packet.dts is None or packet.pts is None:
+            continue  # the demuxer's flush packet
+        # Packets ending more than one packet before `start` are dropped; the one just before
+        # stays (with a negative time, so players decode but do not play it): AAC needs it to
+        # decode the next one, as it needs the encoder's priming packet at the very start.
+        end = packet.pts + 2 * (packet.duration or 0)
+        if float(end * packet.time_base) <= start:
+            continue
+        if float(packet.pts * packet.time_base) >= start + duration:
+            break
+        if shift is None:
+            # In stream units; a packet before 0 (the encoder's priming) keeps its offset.
+            shift = round(start / packet.time_base)
+        packet.pts -= shift
+        packet.dts -= shift
+        packet.stream = stream
+        packets.append(packet)
+    return packets
+
+
+def write_video(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    fps: float = 30.0,
+    audio_from: str | Path | None = None,
+    audio_start: float = 0.0,
+) -> int:
+    """Writes [H, W, 3] uint8 frames as an H.264 mp4 (yuv420p), atomically. Returns the count.
+
+    The rate is stored exactly (29.97 stays 30000/1001). With `audio_from`, that file's first
+    audio stream is copied through unchanged (cut at the video's length), so edited videos keep
+    their sound; `audio_start` (seconds) is where in that file the video's first frame is.
+    """
     import av
 
     target = Path(path)
     temporary = _atomic_target(target)
-    count = 0
+    rate = frame_rate(fps)
+    frames = list(frames)
+    if not frames:
+        raise ValueError("no frames to write")
     try:
-        with av.open(str(temporary), mode="w", format="mp4") as container:
-            stream = None
+        with contextlib.ExitStack() as stack:
+            # The audio source is opened first so that it closes last: the output's trailer
+            # still reads the copied stream's parameters (its priming samples) from it.
+            reader = stack.enter_context(av.open(str(audio_from))) if audio_from else None
+            container = stack.enter_context(av.open(str(temporary), mode="w", format="mp4"))
+            stream = container.add_stream("libx264", rate=rate)
+            # yuv420p needs even sizes; players expect it.
+            height, width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
+            stream.height, stream.width = height, width
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18"}
+            audio_packets = []
+            if reader is not None:
+                duration = float(len(frames) / rate)
+                audio_packets = _copy_audio(reader, container, audio_start, duration)
+            for packet in audio_packets:
+                container.mux(packet)
             for frame in frames:
-                if stream is None:
-                    stream = container.add_stream("libx264", rate=round(fps))
-                    # yuv420p needs even sizes; players expect it.
-                    stream.height, stream.width = frame.shape[0] // 2 * 2, frame.shape[1] // 2 * 2
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": "18"}
-                frame = frame[: stream.height, : stream.width]
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                image = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(frame[:height, :width]), format="rgb24"
+                )
+                for packet in stream.encode(image):
                     container.mux(packet)
-                count += 1
-            if stream is not None:
-                for packet in stream.encode():
-                    container.mux(packet)
-        if count == 0:
-            raise ValueError("no frames to write")
+            for packet in stream.encode():
+                container.mux(packet)
         temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
-    return count
+    return len(frames)

@@ -120,7 +120,14 @@ class _SuperresolutionBase(torch.nn.Module):
         Returns:
             [N, 3, img_resolution, img_resolution], nominally in [-1, 1] (no tanh).
         """
-        ws = ws[:, -1:, :].repeat(1, 3, 1)
+        x, rgb = self.first_block(rgb, x, ws, **block_kwargs)
+        return self.second_block(x, rgb, ws, **block_kwargs)
+
+    def first_block(
+        self, rgb: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, **block_kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """block0 alone (inputs as `forward`): its features and skip image. Split out so that
+        video editing can filter them over time between the two blocks (METHOD.md 3.3)."""
         size = x.shape[-1]
         wrong_size = (
             size < self.input_resolution
@@ -130,9 +137,18 @@ class _SuperresolutionBase(torch.nn.Module):
         if wrong_size:
             x = _resize(x, self.input_resolution, self.sr_antialias)
             rgb = _resize(rgb, self.input_resolution, self.sr_antialias)
-        x, rgb = self.block0(x, rgb, ws, **block_kwargs)
-        x, rgb = self.block1(x, rgb, ws, **block_kwargs)
+        return self.block0(x, rgb, self._block_ws(ws), **block_kwargs)
+
+    def second_block(
+        self, x: torch.Tensor, rgb: torch.Tensor, ws: torch.Tensor, **block_kwargs: Any
+    ) -> torch.Tensor:
+        """block1 on `first_block`'s outputs: the super-resolved image."""
+        _, rgb = self.block1(x, rgb, self._block_ws(ws), **block_kwargs)
         return rgb
+
+    @staticmethod
+    def _block_ws(ws: torch.Tensor) -> torch.Tensor:
+        return ws[:, -1:, :].repeat(1, 3, 1)
 
 
 class SuperresolutionHybrid8XDC(_SuperresolutionBase):

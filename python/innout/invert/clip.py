@@ -83,8 +83,11 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def read_video(path: Path) -> tuple[list[np.ndarray], float]:
-    """Decodes every frame of a video file ([H, W, 3] uint8, timestamp order) and its fps."""
+    """Decodes every frame of a video file ([H, W, 3] uint8, timestamp order, turned upright as
+    its rotation metadata says: phones store portrait videos sideways) and its fps."""
     import av
+
+    from innout.media import upright
 
     try:
         container = av.open(str(path))
@@ -102,7 +105,7 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float]:
         except av.error.FFmpegError as error:
             raise InputError(f"{path}: decoding failed ({error})") from error
         decoded.sort(key=lambda item: item[0])
-        frames = [frame.to_ndarray(format="rgb24") for _, frame in decoded]
+        frames = [upright(frame.to_ndarray(format="rgb24"), frame.rotation) for _, frame in decoded]
     if not frames:
         raise InputError(f"{path}: the video has no frames")
     return frames, fps

@@ -68,7 +68,7 @@ class FrameRender:
     [B, 1, R, R] (the object's share of each pixel), object_raw [B, 3, R, R] (the object field
     alone) and blend rays (see CompositeRays)."""
 
-    image: torch.Tensor
+    image: torch.Tensor | None
     image_raw: torch.Tensor
     features: torch.Tensor
     depth: torch.Tensor
@@ -98,6 +98,7 @@ def render_frames(
     chunk_rays: int | None = None,
     resolution: int = 0,
     backend: str = "innout",
+    superresolve: bool = True,
 ) -> FrameRender:
     """Renders latents ws [B, num_ws, w_dim] from cameras [B, 25] as frames `index` [B].
 
@@ -134,9 +135,11 @@ def render_frames(
     )
     features = _image(rays.features, resolution)
     rgb = features[:, :3]
-    sr = superresolution or state.superresolution or face.superresolution
-    # A copy of the raw image goes in: EG3D's 2X/4X SR adds into its rgb input in place.
-    image = sr(rgb.clone(), features, ws, noise_mode="none")
+    image = None
+    if superresolve:
+        sr = superresolution or state.superresolution or face.superresolution
+        # A copy of the raw image goes in: EG3D's 2X/4X SR adds into its rgb input in place.
+        image = sr(rgb.clone(), features, ws, noise_mode="none")
     out = FrameRender(
         image=image,
         image_raw=rgb,
