@@ -20,6 +20,7 @@ from innout.preprocess.pose import (
     rotation_from_angles,
     weak_perspective_pose,
 )
+from innout.preprocess.track import TrackError, fill_missing, flagged_ranges, smooth_track
 
 
 def project(rotation: np.ndarray, scale: float, centre: tuple[float, float], height: float):
@@ -138,3 +139,36 @@ def test_warped_crops_match_the_matrix_and_paste_back_inverts_them():
     window = (slice(cy - 10, cy + 10), slice(cx - 10, cx + 10))
     error = np.abs(pasted[window].astype(int) - smooth[window].astype(int))
     assert error.max() <= 3, error.max()
+
+
+# ---- landmark tracks -------------------------------------------------------------------------
+
+
+def test_frames_without_a_face_are_interpolated_and_flagged():
+    t = np.arange(10, dtype=np.float64)
+    track = np.stack([np.stack([t, 2 * t], -1)] * 5, axis=1)  # [10, 5, 2], linear motion
+    hidden = track.copy()
+    hidden[[0, 4, 5, 6, 9]] = np.nan
+    filled, flags = fill_missing(hidden)
+    assert flags.tolist() == [True, False, False, False, True, True, True, False, False, True]
+    assert np.allclose(filled[4:7], track[4:7])  # linear between frames 3 and 7
+    assert np.allclose(filled[0], track[1]) and np.allclose(filled[9], track[8])  # ends held
+    assert flagged_ranges(flags) == [(0, 0), (4, 6), (9, 9)]
+    with pytest.raises(TrackError, match="no face"):
+        fill_missing(np.full((3, 5, 2), np.nan))
+
+
+def test_smoothing_keeps_constant_and_linear_tracks_and_removes_jitter():
+    rng = np.random.default_rng(0)
+    t = np.arange(40, dtype=np.float64)[:, None, None]
+    linear = np.broadcast_to(3.0 * t + 1.0, (40, 5, 2))
+    assert np.allclose(smooth_track(linear, 2.0)[8:-8], linear[8:-8])
+    constant = np.full((40, 5, 2), 7.0)
+    assert np.allclose(smooth_track(constant, 3.0), constant)
+    jitter = linear + rng.normal(0, 1.0, linear.shape)
+    before = np.abs(jitter - linear)[8:-8].mean()
+    after = np.abs(smooth_track(jitter, 2.0) - linear)[8:-8].mean()
+    assert after < 0.5 * before
+    assert np.array_equal(smooth_track(jitter, 0), jitter)
+    with pytest.raises(TrackError, match="sigma"):
+        smooth_track(jitter, -1)
