@@ -172,3 +172,44 @@ def test_smoothing_keeps_constant_and_linear_tracks_and_removes_jitter():
     assert np.array_equal(smooth_track(jitter, 0), jitter)
     with pytest.raises(TrackError, match="sigma"):
         smooth_track(jitter, -1)
+
+
+# ---- the output folder -----------------------------------------------------------------------
+
+
+def test_the_preprocessed_folder_loads_for_inversion_and_paste_back(tmp_path):
+    import json
+
+    import torch
+    from innout.edit.paste import load_transforms
+    from innout.invert.clip import load_clip
+    from innout.preprocess.output import write_preprocessed
+
+    ys, xs = np.mgrid[0:240, 0:320]
+    frame = np.stack([xs * 0.7, ys, 128 + 90 * np.sin(xs / 20.0)], -1).astype(np.uint8)
+    tracks = np.stack([project(rotation_from_angles(0.05 * t, 0, 0), 60.0, (150 + 5 * t, 120.0),
+                               240.0) for t in range(3)])  # fmt: skip
+    tracks[1] = np.nan  # the face is hidden in frame 1
+    filled, flags = fill_missing(tracks)
+    matrices = np.stack([crop_matrix(points, 240.0, size=64) for points in filled])
+    crops = [warp_crop(frame, matrix, 64) for matrix in matrices]
+    labels = np.stack([eg3d_label(weak_perspective_pose(points, FIVE_POINT_TEMPLATE, 240.0)[0])
+                       for points in filled])  # fmt: skip
+    out = write_preprocessed(tmp_path / "clip", crops, labels, matrices, filled, flags,
+                             tmp_path / "source.mp4", (320, 240), [0, 1, 2], 25.0)  # fmt: skip
+    clip = load_clip(out)
+    assert clip.frames.shape == (3, 3, 64, 64)
+    assert torch.allclose(clip.cameras, torch.from_numpy(labels).float())
+    transforms = load_transforms(out / "transforms.json")
+    assert np.allclose(transforms.crop_from_source, matrices) and transforms.crop_size == 64
+    record = json.loads((out / "landmarks.json").read_text())
+    assert [f["interpolated"] for f in record["frames"]] == [False, True, False]
+    assert record["interpolated_ranges"] == [[1, 1]]
+    with pytest.raises(FileExistsError):
+        write_preprocessed(out, crops, labels, matrices, filled, flags, "s.mp4", (320, 240),
+                           [0, 1, 2], 25.0)  # fmt: skip
+    with pytest.raises(ValueError, match="labels must have shape"):
+        write_preprocessed(tmp_path / "bad", crops, labels[:2], matrices, filled, flags,
+                           "s.mp4", (320, 240), [0, 1, 2], 25.0)  # fmt: skip
+    assert not (tmp_path / "bad").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -1,0 +1,110 @@
+"""The folder preprocessing writes, ready for `innout invert` and `innout edit --paste-back`.
+
+    frames/00000.png ...   aligned crops (EG3D FFHQ convention), in video order
+    dataset.json           EG3D camera labels: {"labels": [["frames/00000.png", [25 floats]], ...]}
+    transforms.json        the crops' affine matrices (format: innout.edit.paste)
+    landmarks.json         per frame: the five landmarks in source pixels and whether they were
+                           interpolated; the interpolated frame ranges
+
+The folder is assembled under a temporary name and renamed into place, so an interrupted run
+never leaves a half-written folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from innout.edit.paste import TRANSFORMS_VERSION
+from innout.media import write_png
+from innout.preprocess.track import flagged_ranges
+
+
+def write_preprocessed(
+    out: str | os.PathLike,
+    crops: list[np.ndarray],
+    labels: np.ndarray,
+    crop_from_source: np.ndarray,
+    landmarks: np.ndarray,
+    interpolated: np.ndarray,
+    source: str | os.PathLike,
+    source_size: tuple[int, int],
+    source_frames: list[int],
+    fps: float,
+) -> Path:
+    """Writes the preprocessed folder `out` (which must not exist) and returns it.
+
+    Args:
+        crops: T aligned crops [S, S, 3] uint8.
+        labels: [T, 25] EG3D camera labels; crop_from_source: [T, 2, 3].
+        landmarks: [T, 5, 2] in source pixels; interpolated: [T] bool.
+        source, source_size, source_frames: the upright source video, its [width, height] and
+            the index of the decoded frame each crop came from.
+        fps: the source's frame rate (recorded for the inversion's outputs).
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose a new folder")
+    count = len(crops)
+    shapes = {
+        "labels": (np.shape(labels), (count, 25)),
+        "crop_from_source": (np.shape(crop_from_source), (count, 2, 3)),
+        "landmarks": (np.shape(landmarks), (count, 5, 2)),
+        "interpolated": (np.shape(interpolated), (count,)),
+    }
+    for name, (shape, expected) in shapes.items():
+        if tuple(shape) != expected:
+            raise ValueError(f"{name} must have shape {list(expected)}, got {list(shape)}")
+    if len(source_frames) != count or count == 0:
+        raise ValueError(f"need one source frame index per crop ({count}), got "
+                         f"{len(source_frames)}")  # fmt: skip
+    size = crops[0].shape[0]
+    staging = out.with_name(f".{out.name}.partial{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        names = []
+        for t, crop in enumerate(crops):
+            if crop.shape != (size, size, 3) or crop.dtype != np.uint8:
+                raise ValueError(f"crop {t} must be [{size}, {size}, 3] uint8, got "
+                                 f"{crop.dtype} {list(crop.shape)}")  # fmt: skip
+            names.append(f"frames/{t:05d}.png")
+            write_png(staging / names[-1], crop)
+        dataset = {"labels": [[n, [float(v) for v in label]] for n, label in zip(names, labels)]}
+        (staging / "dataset.json").write_text(json.dumps(dataset))
+        source_path = Path(source).resolve()
+        transforms = {
+            "version": TRANSFORMS_VERSION,
+            "source": str(source_path),
+            "source_size": [int(source_size[0]), int(source_size[1])],
+            "crop_size": int(size),
+            "fps": float(fps),
+            "frames": [
+                {"source_frame": int(index), "crop_from_source": np.asarray(m).tolist()}
+                for index, m in zip(source_frames, crop_from_source)
+            ],
+        }
+        (staging / "transforms.json").write_text(json.dumps(transforms, indent=1))
+        flags = np.asarray(interpolated, dtype=bool)
+        record = {
+            "order": [
+                "left eye",
+                "right eye",
+                "nose tip",
+                "left mouth corner",
+                "right mouth corner",
+            ],  # fmt: skip
+            "frames": [
+                {"landmarks": np.asarray(points).round(3).tolist(), "interpolated": bool(flag)}
+                for points, flag in zip(landmarks, flags)
+            ],
+            "interpolated_ranges": [list(r) for r in flagged_ranges(flags)],
+        }
+        (staging / "landmarks.json").write_text(json.dumps(record, indent=1))
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
