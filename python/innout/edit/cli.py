@@ -95,12 +95,14 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     ]
     audio_from, audio_start = (source if source.is_file() else None), 0.0
     if transforms is not None:
-        reconstruction = edit_frames(result, smoothing=args.smooth)
+        # The unedited frames, to find the pixels the edit changed (not needed for whole crops).
+        changed = args.paste_region == "changed"
+        reconstruction = edit_frames(result, smoothing=args.smooth) if changed else None
         sources = read_source_frames(transforms)
         frames = []
         for t in range(result.frames):
             region = None
-            if args.paste_region == "changed":
+            if changed:
                 region = changed_region(edited[0][t], reconstruction[t])
             mask = paste_mask(region, transforms.crop_size, args.paste_dilation,
                               args.paste_feather)  # fmt: skip

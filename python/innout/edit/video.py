@@ -295,12 +295,6 @@ def render_options(
     return {"latents": latents, "cameras": view_of(result.frames, view), "blend_scale": scale}
 
 
-def _superresolution_of(result) -> torch.nn.Module:
-    state = result.state
-    face = state.generator if state.generator is not None else result.generator
-    return state.superresolution or face.superresolution
-
-
 @torch.no_grad()
 def superresolve_smoothed(
     superresolution: torch.nn.Module,
@@ -369,6 +363,7 @@ def edit_frames(
     import copy
 
     from innout.invert.result import InversionResult
+    from innout.invert.state import superresolution_of
 
     if not isinstance(result, InversionResult):
         raise EditError("edit_frames needs an InversionResult (innout.invert / .load)")
@@ -394,7 +389,7 @@ def edit_frames(
     if not smooth_features:
         return torch.cat([render.image for render in renders]).clamp(-1, 1)
     images = superresolve_smoothed(
-        _superresolution_of(target),
+        superresolution_of(target.generator, target.state),
         torch.cat([render.image_raw for render in renders]),
         torch.cat([render.features for render in renders]),
         options["latents"].to(renders[0].features.device),

@@ -77,6 +77,15 @@ class FrameRender:
     rays: CompositeRays | None = None
 
 
+def superresolution_of(generator: TriPlaneGenerator, state: InversionState) -> torch.nn.Module:
+    """The super-resolution a run renders with: its fine-tuned copy (In-N-Out), else the face
+    generator's (the PTI-tuned one for "pti")."""
+    if state.superresolution is not None:
+        return state.superresolution
+    face = state.generator if state.generator is not None else generator
+    return face.superresolution
+
+
 def _image(values: torch.Tensor, resolution: int) -> torch.Tensor:
     """[B, R*R, C] -> [B, C, R, R]."""
     return values.permute(0, 2, 1).reshape(values.shape[0], -1, resolution, resolution)
@@ -137,7 +146,7 @@ def render_frames(
     rgb = features[:, :3]
     image = None
     if superresolve:
-        sr = superresolution or state.superresolution or face.superresolution
+        sr = superresolution or superresolution_of(generator, state)
         # A copy of the raw image goes in: EG3D's 2X/4X SR adds into its rgb input in place.
         image = sr(rgb.clone(), features, ws, noise_mode="none")
     out = FrameRender(
