@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 
-from innout import ops
+from innout import ops, preprocess
 from innout.eg3d.loading import load_generator
 from innout.info import build_info
 from innout.invert import invert
@@ -18,4 +18,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0+unknown"
 
-__all__ = ["__version__", "build_info", "invert", "load_generator", "ops"]
+__all__ = ["__version__", "build_info", "invert", "load_generator", "ops", "preprocess"]

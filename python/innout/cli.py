@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from innout.edit.cli import add_edit_command, add_ganspace_command
 from innout.invert.cli import add_invert_command
+from innout.preprocess.cli import add_preprocess_command
 from innout.synth.cli import add_synth_commands
 from innout.tiny.cli import add_tiny_commands
 
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     demo.set_defaults(handler=_cmd_demo)
+    add_preprocess_command(commands)
     add_invert_command(commands)
     add_edit_command(commands)
     add_ganspace_command(commands)

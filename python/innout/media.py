@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -106,21 +107,30 @@ def write_video(
     fps: float = 30.0,
     audio_from: str | Path | None = None,
     audio_start: float = 0.0,
+    frame_count: int | None = None,
 ) -> int:
     """Writes [H, W, 3] uint8 frames as an H.264 mp4 (yuv420p), atomically. Returns the count.
 
     The rate is stored exactly (29.97 stays 30000/1001). With `audio_from`, that file's first
     audio stream is copied through unchanged (cut at the video's length), so edited videos keep
     their sound; `audio_start` (seconds) is where in that file the video's first frame is.
+    `frames` may be a generator (frames are encoded as they come, so long videos need not fit
+    in memory); copying audio then needs its length up front, `frame_count`.
     """
     import av
 
     target = Path(path)
     temporary = _atomic_target(target)
     rate = frame_rate(fps)
-    frames = list(frames)
-    if not frames:
+    if isinstance(frames, Sequence):
+        frame_count = len(frames)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
         raise ValueError("no frames to write")
+    if audio_from is not None and frame_count is None:
+        raise ValueError("copying audio alongside a stream of frames needs frame_count")
+    written = 0
     try:
         with contextlib.ExitStack() as stack:
             # The audio source is opened first so that it closes last: the output's trailer
@@ -129,25 +139,29 @@ def write_video(
             container = stack.enter_context(av.open(str(temporary), mode="w", format="mp4"))
             stream = container.add_stream("libx264", rate=rate)
             # yuv420p needs even sizes; players expect it.
-            height, width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
+            height, width = first.shape[0] // 2 * 2, first.shape[1] // 2 * 2
             stream.height, stream.width = height, width
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "18"}
             audio_packets = []
             if reader is not None:
-                duration = float(len(frames) / rate)
+                duration = float(frame_count / rate)
                 audio_packets = _copy_audio(reader, container, audio_start, duration)
             for packet in audio_packets:
                 container.mux(packet)
-            for frame in frames:
+            for frame in itertools.chain([first], frames):
+                if frame.shape != first.shape:
+                    shapes = f"{list(frame.shape)}, the first {list(first.shape)}"
+                    raise ValueError(f"frame {written} is {shapes}: frames must share one size")
                 image = av.VideoFrame.from_ndarray(
                     np.ascontiguousarray(frame[:height, :width]), format="rgb24"
                 )
                 for packet in stream.encode(image):
                     container.mux(packet)
+                written += 1
             for packet in stream.encode():
                 container.mux(packet)
         temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
-    return len(frames)
+    return written

@@ -5,6 +5,8 @@
     transforms.json        the crops' affine matrices (format: innout.edit.paste)
     landmarks.json         per frame: the five landmarks in source pixels and whether they were
                            interpolated; the interpolated frame ranges
+    preprocess.json        how the folder was made (settings, detector, versions, findings)
+    preview.mp4            the source with landmarks, crop and head axes drawn (optional)
 
 The folder is assembled under a temporary name and renamed into place, so an interrupted run
 never leaves a half-written folder that looks complete.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from innout.preprocess.track import flagged_ranges
 
 def write_preprocessed(
     out: str | os.PathLike,
-    crops: list[np.ndarray],
+    crops: Iterable[np.ndarray],
     labels: np.ndarray,
     crop_from_source: np.ndarray,
     landmarks: np.ndarray,
@@ -35,21 +38,24 @@ def write_preprocessed(
     source_size: tuple[int, int],
     source_frames: list[int],
     fps: float,
+    record: dict | None = None,
 ) -> Path:
     """Writes the preprocessed folder `out` (which must not exist) and returns it.
 
     Args:
-        crops: T aligned crops [S, S, 3] uint8.
+        crops: T aligned crops [S, S, 3] uint8 (a generator is fine: each is written as it
+            comes, so long videos need not fit in memory).
         labels: [T, 25] EG3D camera labels; crop_from_source: [T, 2, 3].
         landmarks: [T, 5, 2] in source pixels; interpolated: [T] bool.
         source, source_size, source_frames: the upright source video, its [width, height] and
             the index of the decoded frame each crop came from.
         fps: the source's frame rate (recorded for the inversion's outputs).
+        record: written as ``preprocess.json`` if given (the run's settings and findings).
     """
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out} exists; choose a new folder")
-    count = len(crops)
+    count = len(source_frames)
     shapes = {
         "labels": (np.shape(labels), (count, 25)),
         "crop_from_source": (np.shape(crop_from_source), (count, 2, 3)),
@@ -59,20 +65,24 @@ def write_preprocessed(
     for name, (shape, expected) in shapes.items():
         if tuple(shape) != expected:
             raise ValueError(f"{name} must have shape {list(expected)}, got {list(shape)}")
-    if len(source_frames) != count or count == 0:
-        raise ValueError(f"need one source frame index per crop ({count}), got "
-                         f"{len(source_frames)}")  # fmt: skip
-    size = crops[0].shape[0]
+    if count == 0:
+        raise ValueError("no frames to write")
     staging = out.with_name(f".{out.name}.partial{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         names = []
+        size = None
         for t, crop in enumerate(crops):
+            size = crop.shape[0] if size is None else size
+            if t >= count:
+                raise ValueError(f"more crops than the {count} frames")
             if crop.shape != (size, size, 3) or crop.dtype != np.uint8:
                 raise ValueError(f"crop {t} must be [{size}, {size}, 3] uint8, got "
                                  f"{crop.dtype} {list(crop.shape)}")  # fmt: skip
             names.append(f"frames/{t:05d}.png")
             write_png(staging / names[-1], crop)
+        if len(names) != count:
+            raise ValueError(f"{len(names)} crops for {count} frames")
         dataset = {"labels": [[n, [float(v) for v in label]] for n, label in zip(names, labels)]}
         (staging / "dataset.json").write_text(json.dumps(dataset))
         source_path = Path(source).resolve()
@@ -89,7 +99,7 @@ def write_preprocessed(
         }
         (staging / "transforms.json").write_text(json.dumps(transforms, indent=1))
         flags = np.asarray(interpolated, dtype=bool)
-        record = {
+        landmark_record = {
             "order": [
                 "left eye",
                 "right eye",
@@ -103,7 +113,9 @@ def write_preprocessed(
             ],
             "interpolated_ranges": [list(r) for r in flagged_ranges(flags)],
         }
-        (staging / "landmarks.json").write_text(json.dumps(record, indent=1))
+        (staging / "landmarks.json").write_text(json.dumps(landmark_record, indent=1))
+        if record is not None:
+            (staging / "preprocess.json").write_text(json.dumps(record, indent=1))
         staging.rename(out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

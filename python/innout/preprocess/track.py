@@ -74,3 +74,78 @@ def flagged_ranges(flags: np.ndarray) -> list[tuple[int, int]]:
             ranges.append((start, t - 1))
             start = None
     return ranges
+
+
+#: A face is the tracked one only if its centre is within this many face sizes of the tracked
+#: face's last centre (per frame since then, up to MAX_JUMP_FRAMES), and its size within a
+#: factor SIZE_CHANGE of the last size: a second person or a false detection elsewhere fails.
+MAX_JUMP = 0.35
+MAX_JUMP_FRAMES = 4
+SIZE_CHANGE = 1.5
+#: Faces smaller than this share of the largest face of the video are background faces.
+MIN_RELATIVE_SIZE = 0.4
+
+
+#: Frames whose largest face starts a candidate track (spread evenly over the video).
+TRACK_STARTS = 16
+
+
+def _grow(candidates: list[list], start: int, anchor) -> tuple[list, float]:
+    """The faces [T] (None where none fits) of the track through `anchor` in frame `start`, and
+    its weight (the sum of its faces' sizes)."""
+    chosen = [None] * len(candidates)
+    chosen[start] = anchor
+    for direction in (1, -1):
+        last, last_t = anchor, start
+        t = start + direction
+        while 0 <= t < len(candidates):
+            gap = min(abs(t - last_t), MAX_JUMP_FRAMES)
+            best = None
+            for face in candidates[t]:
+                distance = float(np.linalg.norm(face.centre - last.centre)) / last.size
+                ratio = face.size / last.size
+                near = distance <= MAX_JUMP * gap
+                if near and 1 / SIZE_CHANGE <= ratio <= SIZE_CHANGE:
+                    if best is None or distance < best[0]:
+                        best = (distance, face)
+            if best is not None:
+                chosen[t] = best[1]
+                last, last_t = best[1], t
+            t += direction
+    return chosen, sum(face.size for face in chosen if face is not None)
+
+
+def select_track(faces: list[list]) -> tuple[np.ndarray, list[str]]:
+    """One face per frame: (points [T, 5, 2] with NaN rows where no face fits, reasons [T]).
+
+    `faces[t]` lists the detections of frame t (objects with ``points`` [5, 2], ``size`` and
+    ``centre`` [2], as :class:`innout.preprocess.detect.Face`). Detections much smaller than the
+    largest face of the video are ignored. A track grows from a starting face forward and
+    backward through time, each frame taking the detection nearest to the track's last face if
+    it is near enough and about as large (MAX_JUMP, SIZE_CHANGE); tracks are started from the
+    largest face of up to TRACK_STARTS frames, and the one whose faces are largest in total -
+    the face that is big *and* there most of the time - is kept. The reason of a frame is ""
+    when it has a face, else why not ("no face detected", "only a different or spurious face").
+    """
+    count = len(faces)
+    track = np.full((count, 5, 2), np.nan)
+    reasons = ["no face detected" if not frame else "" for frame in faces]
+    sizes = [face.size for frame in faces for face in frame]
+    if not sizes:
+        return track, reasons
+    largest = max(sizes)
+    candidates = [[f for f in frame if f.size >= MIN_RELATIVE_SIZE * largest] for frame in faces]
+    with_faces = [t for t in range(count) if candidates[t]]
+    picks = np.linspace(0, len(with_faces) - 1, min(TRACK_STARTS, len(with_faces)))
+    best_track, best_weight = None, -1.0
+    for start in sorted({with_faces[round(i)] for i in picks}):
+        anchor = max(candidates[start], key=lambda f: f.size)
+        chosen, weight = _grow(candidates, start, anchor)
+        if weight > best_weight:
+            best_track, best_weight = chosen, weight
+    for t, face in enumerate(best_track):
+        if face is not None:
+            track[t] = face.points
+        elif faces[t]:
+            reasons[t] = "only a different or spurious face"
+    return track, reasons
