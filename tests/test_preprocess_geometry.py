@@ -213,3 +213,19 @@ def test_the_preprocessed_folder_loads_for_inversion_and_paste_back(tmp_path):
                            "s.mp4", (320, 240), [0, 1, 2], 25.0)  # fmt: skip
     assert not (tmp_path / "bad").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rigid_pose_recovers_rotation_and_scale_from_3d_points():
+    from innout.preprocess.pose import rigid_pose, rotation_from_angles
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        yaw, pitch, roll = rng.uniform(-0.6, 0.6, 3)
+        rotation = rotation_from_angles(yaw, pitch, roll)
+        scale = rng.uniform(50, 200)
+        points = scale * FIVE_POINT_TEMPLATE @ rotation.T + rng.uniform(-100, 100, 3)
+        found, found_scale = rigid_pose(points, FIVE_POINT_TEMPLATE)
+        assert np.allclose(found, rotation, atol=1e-9) and found_scale == pytest.approx(scale)
+        assert np.allclose(angles_from_rotation(found), (yaw, pitch, roll), atol=1e-9)
+    with pytest.raises(ValueError, match=r"\[N, 3\]"):
+        rigid_pose(np.zeros((5, 2)), FIVE_POINT_TEMPLATE)

@@ -16,11 +16,12 @@ from innout.preprocess.pipeline import (
     import_eg3d_folder,
     preprocess,
 )
-from innout.preprocess.pose import eg3d_label, weak_perspective_pose
+from innout.preprocess.pose import eg3d_label, rigid_pose, weak_perspective_pose
 from innout.preprocess.track import (
     TrackError,
     fill_missing,
     flagged_ranges,
+    select_faces,
     select_track,
     smooth_track,
 )
@@ -42,6 +43,8 @@ __all__ = [
     "import_eg3d_folder",
     "preprocess",
     "probe_video",
+    "rigid_pose",
+    "select_faces",
     "select_track",
     "smooth_track",
     "warp_crop",

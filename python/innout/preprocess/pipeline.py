@@ -7,7 +7,9 @@
    their neighbours and are flagged (a warning lists them); no face anywhere is an error.
 3. Smooth the five-point tracks over time (Gaussian, sigma in frames).
 4. Per frame: the EG3D FFHQ crop (:mod:`innout.preprocess.align`), the head pose of the
-   five-point template and its EG3D camera label (:mod:`innout.preprocess.pose`).
+   five-point template (a 3-D similarity fit to the landmarks with the detector's depth, else
+   a weak-perspective fit to the 2-D points) and its EG3D camera label
+   (:mod:`innout.preprocess.pose`).
 5. Decode again to write the crops (memory stays bounded on long videos), then the preview.
 
 An existing EG3D-format folder (frames + dataset.json, as EG3D's own tools write) is imported
@@ -39,8 +41,13 @@ from innout.preprocess.align import (
 from innout.preprocess.decode import VideoError, check_time_range, iter_frames, probe_video
 from innout.preprocess.detect import Face, FaceDetector
 from innout.preprocess.output import write_preprocessed
-from innout.preprocess.pose import angles_from_rotation, eg3d_label, weak_perspective_pose
-from innout.preprocess.track import fill_missing, flagged_ranges, select_track, smooth_track
+from innout.preprocess.pose import (
+    angles_from_rotation,
+    eg3d_label,
+    rigid_pose,
+    weak_perspective_pose,
+)
+from innout.preprocess.track import fill_missing, flagged_ranges, select_faces, smooth_track
 
 #: Default temporal smoothing of the landmark tracks (Gaussian sigma, frames).
 DEFAULT_SMOOTHING = 1.5
@@ -139,17 +146,26 @@ def preprocess(
     if not indices:
         where = "" if start is None and end is None else f" between {start} s and {end} s"
         raise PreprocessError(f"{source}: no frames{where}")
-    points, reasons = select_track(faces)
-    found = np.isfinite(points).all(axis=(1, 2))
+    chosen, reasons = select_faces(faces)
+    found = np.array([face is not None for face in chosen])
     if not found.any():
         raise PreprocessError(
             f"{source}: no face found in any of its {len(indices)} frames (the face must be "
             "visible, roughly frontal and upright in at least one frame)"
         )
-    filled, interpolated = fill_missing(points)
-    landmarks = smooth_track(filled, smooth)
+    # Depth, where the detector gives it, is tracked, filled and smoothed with the points.
+    with_depth = all(face.depth is not None for face in chosen if face is not None)
+    track = np.full((len(chosen), 5, 3 if with_depth else 2), np.nan)
+    for t, face in enumerate(chosen):
+        if face is not None:
+            track[t, :, :2] = face.points
+            if with_depth:
+                track[t, :, 2] = face.depth
+    filled, interpolated = fill_missing(track)
+    smoothed = smooth_track(filled, smooth)
+    landmarks = smoothed[..., :2]
     matrices = np.stack([crop_matrix(p, height, size) for p in landmarks])
-    poses = [weak_perspective_pose(p, FIVE_POINT_TEMPLATE, height) for p in landmarks]
+    poses = [head_pose(p, height) for p in smoothed]
     labels = np.stack([eg3d_label(rotation) for rotation, _ in poses])
     angles = np.degrees([angles_from_rotation(rotation) for rotation, _ in poses])
     ranges = flagged_ranges(interpolated)
@@ -192,6 +208,17 @@ def preprocess(
             interpolated, indices, info.fps, progress,
         )  # fmt: skip
     return result
+
+
+def head_pose(points: np.ndarray, height: float) -> tuple[np.ndarray, float]:
+    """(rotation M, scale) of the five-point template seen at `points` [5, 2] (image pixels,
+    y down) or [5, 3] (with depth, larger = farther): a similarity fit in 3-D when there is
+    depth, else a weak-perspective fit to the 2-D points."""
+    if points.shape[1] == 3:
+        # To the template's axes: y up, z toward the viewer.
+        model_space = points * np.array([1.0, -1.0, -1.0])
+        return rigid_pose(model_space, FIVE_POINT_TEMPLATE)
+    return weak_perspective_pose(points, FIVE_POINT_TEMPLATE, height)
 
 
 def _describe(detector) -> dict:

@@ -115,8 +115,8 @@ def _grow(candidates: list[list], start: int, anchor) -> tuple[list, float]:
     return chosen, sum(face.size for face in chosen if face is not None)
 
 
-def select_track(faces: list[list]) -> tuple[np.ndarray, list[str]]:
-    """One face per frame: (points [T, 5, 2] with NaN rows where no face fits, reasons [T]).
+def select_faces(faces: list[list]) -> tuple[list, list[str]]:
+    """One face per frame: (the chosen detection of each frame or None, reasons [T]).
 
     `faces[t]` lists the detections of frame t (objects with ``points`` [5, 2], ``size`` and
     ``centre`` [2], as :class:`innout.preprocess.detect.Face`). Detections much smaller than the
@@ -128,11 +128,10 @@ def select_track(faces: list[list]) -> tuple[np.ndarray, list[str]]:
     when it has a face, else why not ("no face detected", "only a different or spurious face").
     """
     count = len(faces)
-    track = np.full((count, 5, 2), np.nan)
     reasons = ["no face detected" if not frame else "" for frame in faces]
     sizes = [face.size for frame in faces for face in frame]
     if not sizes:
-        return track, reasons
+        return [None] * count, reasons
     largest = max(sizes)
     candidates = [[f for f in frame if f.size >= MIN_RELATIVE_SIZE * largest] for frame in faces]
     with_faces = [t for t in range(count) if candidates[t]]
@@ -144,8 +143,17 @@ def select_track(faces: list[list]) -> tuple[np.ndarray, list[str]]:
         if weight > best_weight:
             best_track, best_weight = chosen, weight
     for t, face in enumerate(best_track):
+        if face is None and faces[t]:
+            reasons[t] = "only a different or spurious face"
+    return best_track, reasons
+
+
+def select_track(faces: list[list]) -> tuple[np.ndarray, list[str]]:
+    """`select_faces` as landmarks: (points [T, 5, 2] with NaN rows where no face fits,
+    reasons [T])."""
+    chosen, reasons = select_faces(faces)
+    track = np.full((len(faces), 5, 2), np.nan)
+    for t, face in enumerate(chosen):
         if face is not None:
             track[t] = face.points
-        elif faces[t]:
-            reasons[t] = "only a different or spurious face"
     return track, reasons
