@@ -57,6 +57,14 @@ Z_PARAMETERS: tuple[str, ...] = tuple(name for name in PARAMETER_RANGES if name 
 SURFACE_WIDTH = 0.003
 #: Density deep inside a solid (per world unit): a surface is opaque within ~0.01 world units.
 SOLID_DENSITY = 400.0
+#: The features an edit moves are sized for a 64^2 raw rendering (~108 px per world unit): an
+#: eyeball's radius at eye_size 1 (3.5 px; eye_size's range moves an eye's width by ~4 px), the
+#: eyes' half-spacing at face_width 1, and how far a full smile lifts the lips 5 cm from the
+#: centre (the corners rise ~5 px). Smaller features are below what a tri-plane generator trained
+#: for an hour on a CPU resolves, and their edits would not show.
+EYE_RADIUS = 0.032
+EYE_SPACING = 0.066
+SMILE_LIFT = 0.036
 #: Half-width of the band around the head's surface where colour is computed (world units).
 SHADE_BAND = 0.04
 #: Below this mouth_open the mouth has no cavity (lips closed).
@@ -194,8 +202,8 @@ class HeadField:
         p = self.params
         self.fw = p.face_width
         self.eye_y = 0.035
-        self.eye_x = 0.062 * p.face_width
-        self.eye_r = 0.026 * p.eye_size
+        self.eye_x = EYE_SPACING * p.face_width
+        self.eye_r = EYE_RADIUS * p.eye_size
         self.eye_z = 0.152
         self.mouth_y = -0.105
         self.nose_tip = (0.0, -0.03, 0.2 + 0.025 * p.nose_size)
@@ -232,7 +240,7 @@ class HeadField:
         sockets = _ellipsoid(
             torch.stack([x[..., 0].abs(), x[..., 1], x[..., 2]], -1),
             (self.eye_x, self.eye_y, self.eye_z + 0.01),
-            (0.035 * p.eye_size, 0.022 * p.eye_size, 0.02),
+            (1.35 * self.eye_r, 0.85 * self.eye_r, 0.02),
         )
         d = smooth_subtract(d, sockets, 0.012)
         if p.mouth_open > MOUTH_CLOSED:
@@ -248,7 +256,7 @@ class HeadField:
 
     def _mouth_line(self, px: torch.Tensor) -> torch.Tensor:
         """Height [...] of the lips' meeting line at x: a parabola whose curvature is the smile."""
-        return self.mouth_y + 0.028 * self.params.smile * (px / 0.05).square()
+        return self.mouth_y + SMILE_LIFT * self.params.smile * (px / 0.05).square()
 
     def _hair_sdf(self, x: torch.Tensor) -> torch.Tensor:
         p, fw = self.params, self.fw
@@ -282,16 +290,19 @@ class HeadField:
         cheek = torch.exp(-((px.abs() - 0.08) ** 2 + (py + 0.04) ** 2) / 0.0012) * front
         colour = colour + cheek.unsqueeze(-1) * torch.tensor([0.08, -0.02, -0.02])
         # Eyebrows: arched bands of hair colour above the eyes.
-        brow_y = self.eye_y + 0.048 + 0.02 * p.brow_height - 3.0 * (px.abs() - self.eye_x) ** 2
+        brow_y = self.eye_y + 0.054 + 0.02 * p.brow_height - 3.0 * (px.abs() - self.eye_x) ** 2
         brow = smoothstep(0.009, 0.004, (py - brow_y).abs())
         brow = brow * smoothstep(0.075, 0.065, (px.abs() - self.eye_x).abs() * 1.6) * front
         colour = torch.lerp(colour, (self.hair * 0.7).expand_as(colour), brow.unsqueeze(-1))
         # Lips: two bands around the mouth line, their gap the open mouth.
         line = self._mouth_line(px)
         gap = 0.002 + 0.03 * p.mouth_open
-        dy = py - line
+        # Distance across the curved mouth line, not straight down: the lips keep their thickness
+        # where a broad smile or frown makes the line steep.
+        slope = 2 * SMILE_LIFT * p.smile * px / 0.05**2
+        dy = (py - line) / (1 + slope.square()).sqrt()
         width = smoothstep(0.058, 0.045, px.abs()) * front
-        lips = smoothstep(gap + 0.016, gap + 0.01, dy.abs()) * width
+        lips = smoothstep(gap + 0.018, gap + 0.011, dy.abs()) * width
         colour = torch.lerp(colour, self.lips.expand_as(colour), lips.unsqueeze(-1))
         inner = smoothstep(gap + 0.002, gap * 0.5, dy.abs()) * width
         colour = torch.lerp(colour, torch.tensor([0.18, 0.04, 0.05]).expand_as(colour),

