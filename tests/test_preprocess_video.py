@@ -274,3 +274,24 @@ def test_innout_preprocess_is_callable_and_the_package_importable():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert innout.preprocess.DetectorUnavailableError is detect.DetectorUnavailableError
+
+
+def test_a_file_without_video_is_refused(tmp_path):
+    import av
+
+    path = tmp_path / "speech.m4a"
+    with av.open(str(path), "w") as container:
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        tone = (0.3 * np.sin(np.arange(16000) * 0.17)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="fltp",
+                                               layout="mono")  # fmt: skip
+            chunk.sample_rate, chunk.pts = 16000, start
+            for packet in audio.encode(chunk):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    with pytest.raises(VideoError, match="has no video stream"):
+        preprocess(path, tmp_path / "out", detector=DotDetector(), progress=False)
+    assert not (tmp_path / "out").exists()

@@ -125,7 +125,7 @@ def _row_of(world_y: float, resolution: int) -> float:
 
 @pytest.mark.parametrize(
     ("name", "delta", "world_y"),
-    [("smile", 0.8, (-0.16, -0.06)), ("iris_color", 0.8, (0.0, 0.07))],
+    [("smile", 0.8, (-0.16, -0.02)), ("iris_color", 0.8, (0.0, 0.07))],
 )
 def test_an_edit_changes_only_where_its_attribute_lives(name, delta, world_y) -> None:
     res = 48
