@@ -6,6 +6,9 @@ import argparse
 import sys
 import warnings
 
+from innout.preprocess.align import OUTPUT_SIZE
+from innout.preprocess.pipeline import DEFAULT_SMOOTHING
+
 
 def _cmd_preprocess(args: argparse.Namespace) -> int:
     from innout.preprocess.detect import DetectorUnavailableError
@@ -48,9 +51,9 @@ def add_preprocess_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="output folder (must not exist)")
     parser.add_argument("--start", type=float, default=None, help="first second to use")
     parser.add_argument("--end", type=float, default=None, help="second to stop at")
-    parser.add_argument("--smooth", type=float, default=1.5,
+    parser.add_argument("--smooth", type=float, default=DEFAULT_SMOOTHING,
                         help="landmark smoothing, Gaussian sigma in frames (0: none)")  # fmt: skip
-    parser.add_argument("--size", type=int, default=512, help="crop size (EG3D: 512)")
+    parser.add_argument("--size", type=int, default=OUTPUT_SIZE, help="crop size (EG3D: 512)")
     parser.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_preprocess)

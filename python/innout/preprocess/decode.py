@@ -90,8 +90,10 @@ def check_time_range(start: float | None, end: float | None) -> tuple[float, flo
     """(start, end) in seconds with the defaults filled in (0, infinity); ValueError if empty."""
     low = 0.0 if start is None else float(start)
     high = math.inf if end is None else float(end)
-    if not low >= 0 or math.isnan(high):
+    if not low >= 0:
         raise ValueError(f"start must be a time >= 0 seconds, got {start}")
+    if math.isnan(high):
+        raise ValueError(f"end must be a time in seconds after start, got {end}")
     if not high > low:
         raise ValueError(f"end ({end} s) must come after start ({low} s)")
     return low, high

@@ -39,12 +39,11 @@ class DetectorUnavailableError(ImportError):
 @dataclass(frozen=True)
 class Face:
     """One detected face: the five points [5, 2] (pixels, y down), its box (x0, y0, x1, y1) in
-    pixels, a confidence in [0, 1] and, from detectors that estimate it, the points' depth [5]
-    (pixels, larger = farther from the camera; only differences matter)."""
+    pixels and, from detectors that estimate it, the points' depth [5] (pixels, larger = farther
+    from the camera; only differences matter)."""
 
     points: np.ndarray
     box: tuple[float, float, float, float]
-    score: float = 1.0
     depth: np.ndarray | None = None
 
     @property

@@ -79,10 +79,10 @@ def _usable(face: Face, height: float) -> bool:
     """Whether a detection can define an EG3D crop (eyes and mouth corners in left-right order,
     not all at one point)."""
     try:
-        fit_template(face.points, height)
+        fit_template(face.points, height)  # refuses non-finite and misordered points too
     except AlignmentError:
         return False
-    return bool(np.isfinite(face.points).all())
+    return True
 
 
 def _ranges_text(ranges: list[tuple[int, int]]) -> str:

@@ -54,7 +54,8 @@ def draw_preview(
 
     matrix = np.vstack([np.asarray(crop_from_source, dtype=np.float64), [0, 0, 1]])
     corners = np.array([[0, 0], [crop_size, 0], [crop_size, crop_size], [0, crop_size]], float)
-    source_corners = corners @ np.linalg.inv(matrix)[:2, :2].T + np.linalg.inv(matrix)[:2, 2]
+    source_from_crop = np.linalg.inv(matrix)[:2]
+    source_corners = corners @ source_from_crop[:, :2].T + source_from_crop[:, 2]
     outline = to_preview(source_corners)
     draw.line(outline + outline[:1], fill=(0, 220, 230), width=2)
     nose = np.asarray(landmarks, dtype=np.float64)[2]
