@@ -28,3 +28,19 @@ def test_tiny_example_runs():
     exec(compile(match.group(1), "README innout-tiny", "exec"), namespace)  # noqa: S102
     assert namespace["out"]["image"].shape == (1, 3, 128, 128)
     assert not torch.equal(namespace["smiling"], namespace["ws"])
+
+
+def test_benchmark_commands_are_valid():
+    import shlex
+
+    from innout.bench.quality_cli import suite_from_args
+    from innout.cli import build_parser
+
+    match = re.search(r"### The occlusion benchmark\n\n```bash\n(.*?)```", README.read_text(), re.S)
+    assert match, "README has the occlusion benchmark's commands"
+    commands = match.group(1).replace("\\\n", " ").splitlines()
+    assert len(commands) == 2
+    for command in commands:
+        words = shlex.split(command, comments=True)
+        assert words[:3] == ["innout", "bench", "quality"]
+        assert suite_from_args(build_parser().parse_args(words[1:])).videos()

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from innout.bench.quality_cli import add_quality_command
 from innout.edit.cli import add_edit_command, add_ganspace_command
 from innout.invert.cli import add_invert_command
 from innout.preprocess.cli import add_preprocess_command
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     invert_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     invert_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     invert_bench.set_defaults(handler=_cmd_bench_invert)
+    add_quality_command(bench_commands)
 
     convert = commands.add_parser(
         "convert", help="official EG3D .pkl -> .safetensors (weights + JSON config, no pickle)"

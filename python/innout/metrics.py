@@ -75,6 +75,16 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     )
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM per image [N] of images in [-1, 1]."""
-    return ssim_map(a, b).flatten(1).mean(1)
+def ssim(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean SSIM per image [N] of images in [-1, 1]; with `mask` [N, 1, H, W] (1 = counted),
+    the mean over the window positions whose centre pixel is masked (NaN if there are none)."""
+    values = ssim_map(a, b)
+    if mask is None:
+        return values.flatten(1).mean(1)
+    if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[2:] != a.shape[2:]:
+        raise ValueError(f"ssim: mask must be [N, 1, H, W] = [{a.shape[0]}, 1, {a.shape[2]}, "
+                         f"{a.shape[3]}], got {tuple(mask.shape)}")  # fmt: skip
+    border = SSIM_WINDOW // 2
+    centres = mask[..., border : mask.shape[2] - border, border : mask.shape[3] - border]
+    weight = centres.to(values.dtype).expand_as(values)
+    return (values * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
