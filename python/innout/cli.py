@@ -111,6 +111,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_scene(args: argparse.Namespace) -> int:
+    from innout.invert.result import InversionResult
+    from innout.scene import export_scene
+
+    result = InversionResult.load(args.run)
+    path = export_scene(result, args.frame, args.out, edits=args.edit)
+    print(f"wrote {path} (frame {args.frame} of {args.run})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="innout", description="Invert and edit face videos with EG3D and In-N-Out."
@@ -191,6 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     demo.set_defaults(handler=_cmd_demo)
+    scene = commands.add_parser(
+        "export-scene",
+        help="one frame of a run (after edits) as a self-contained scene file (innout.scene)",
+    )
+    scene.add_argument("run", help="run folder of `innout invert`")
+    scene.add_argument("--frame", type=int, required=True, help="frame index (0-based)")
+    scene.add_argument("--edit", action="append", default=[], metavar="SPEC=STRENGTH",
+                       help="edit baked into the face tri-plane (repeatable)")  # fmt: skip
+    scene.add_argument("--out", required=True, help="the .safetensors scene file to write")
+    scene.set_defaults(handler=_cmd_export_scene)
     add_preprocess_command(commands)
     add_invert_command(commands)
     add_edit_command(commands)
