@@ -189,6 +189,39 @@ def test_hair_colour_direction_changes_the_fitted_hair_colour():
     assert abs(changes["skin_tone"]) < 0.1 and abs(changes["background"]) < 0.1
 
 
+def test_z_with_parameter_inverts_the_squashing():
+    from innout.synth.head import PARAMETER_RANGES, params_from_z, z_with_parameter
+
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(3))
+    for name, (low, high) in PARAMETER_RANGES.items():
+        if name == "blink":
+            continue
+        value = low + 0.3 * (high - low)
+        edited = params_from_z(z_with_parameter(z, name, value)).as_dict()
+        before = params_from_z(z).as_dict()
+        assert edited[name] == pytest.approx(value, abs=1e-6)
+        assert all(edited[k] == before[k] for k in before if k != name)
+    with pytest.raises(ValueError, match="outside its range"):
+        z_with_parameter(z, "smile", 1.5)
+    with pytest.raises(ValueError, match="not read from z"):
+        z_with_parameter(z, "blink", 0.5)
+
+
+def test_a_direction_moves_the_render_like_the_models_own_parameter_change():
+    from innout.tiny.directions import measure_model_response
+
+    generator = load_generator("tiny")
+    direction = load_tiny_direction("hair_color")
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(0))
+    z[:, :11] = 0
+    cameras = innout.eg3d.camera.frontal_labels(1)
+    model = measure_model_response(generator, z, "hair_color", 0.3, cameras, grid=11)
+    edit = measure_direction(generator, direction, z, 0.3, cameras, others=(), grid=11)
+    assert model == pytest.approx(0.3, abs=0.12)
+    assert edit["hair_color"] == pytest.approx(model, abs=0.08)
+    assert measure_model_response(generator, z, "hair_color", 0.8, cameras, grid=11) is None
+
+
 def test_eye_size_direction_enlarges_the_rendered_eyes():
     # The model renders eyes (sclera and iris); before the world's eyes were sized for a 64^2
     # rendering and half of the training rays went through the face, this fitted back 0.000.

@@ -7,18 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "innout/cpu.h"
 
 namespace {
 
-int failures = 0;
-
-void check(bool condition, const std::string& what) {
-  if (!condition) {
-    std::printf("FAILED: %s\n", what.c_str());
-    ++failures;
-  }
-}
+using innout_test::check;
+using innout_test::failures;
 
 bool near(double a, double b, double tolerance) { return std::fabs(a - b) <= tolerance; }
 

@@ -128,6 +128,23 @@ def params_from_z(z: torch.Tensor) -> HeadParams:
     return HeadParams(**values)
 
 
+def z_with_parameter(z: torch.Tensor, name: str, value: float) -> torch.Tensor:
+    """A copy of z [1, z_dim] whose head has parameter `name` = `value` (inside its range; the
+    others unchanged): the inverse of `params_from_z`'s squashing for that entry."""
+    if name not in Z_PARAMETERS:
+        raise ValueError(f"{name!r} is not read from z; those are {list(Z_PARAMETERS)}")
+    low, high = PARAMETER_RANGES[name]
+    if not low <= value <= high:
+        raise ValueError(f"{name} = {value} is outside its range [{low}, {high}]")
+    # The ends of the range are reached only at z = +-inf: stop just inside.
+    u = min(max(2 * (value - low) / (high - low) - 1, -1 + 1e-6), 1 - 1e-6)
+    edited = z.clone()
+    edited.reshape(-1)[Z_PARAMETERS.index(name)] = (
+        math.sqrt(2.0) * torch.special.erfinv(torch.tensor(u, dtype=torch.float64)).item()
+    )
+    return edited
+
+
 # ---------------------------------------------------------------------------------------------
 # Signed-distance helpers (points [..., 3] -> distances [...]; world units).
 

@@ -58,7 +58,11 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS
     from innout.synth.render import frontal_camera
     from innout.tiny.bundle import direction_path
-    from innout.tiny.directions import SHIPPED_DIRECTIONS, measure_direction
+    from innout.tiny.directions import (
+        SHIPPED_DIRECTIONS,
+        measure_direction,
+        measure_model_response,
+    )
 
     generator = load_generator(args.network)
     names = args.names.split(",") if args.names else list(SHIPPED_DIRECTIONS)
@@ -87,6 +91,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                 )
                 others = {k: round(v, 4) for k, v in changes.items() if k != name}
                 worst = max(others, key=lambda k: abs(others[k]))
+                model = measure_model_response(generator, z, name, strength, frontal_camera(yaw),
+                                               grid=args.grid)  # fmt: skip
                 results.append(
                     {
                         "direction": name,
@@ -95,11 +101,14 @@ def _cmd_measure(args: argparse.Namespace) -> int:
                         "change": round(changes[name], 4),
                         "others": others,
                         "largest_other": worst,
+                        "model_change": None if model is None else round(model, 4),
                     }
                 )
+                own = "outside the range" if model is None else f"{model:+.3f}"
                 print(
                     f"{name:12s} head {head} strength {strength:+.2f}: changed by "
-                    f"{changes[name]:+.3f}; largest other {worst} {others[worst]:+.3f}"
+                    f"{changes[name]:+.3f} (the model's own p + strength: {own}); largest "
+                    f"other {worst} {others[worst]:+.3f}"
                 )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -9,6 +9,11 @@ is compared with analytic renders of the head whose parameters are varied one at
 that matches best is the world's parameter "fitted back" from the image. The edited attribute
 should move by about the strength, the others by about nothing. The same fit on the unedited
 rendering is subtracted, so that the model's own small errors cancel.
+
+:func:`measure_model_response` separates the direction from the model: it fits back the model's
+rendering of the head whose parameter really is p + strength (z changed, not w). Where both
+numbers fall short of the strength alike, the direction does what the model's own latent space
+does and the shortfall is the model's rendering of that attribute.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from tqdm import tqdm
 
 from innout.edit.directions import Direction, fit_direction, load_direction
 from innout.eg3d.generator import TriPlaneGenerator
-from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS, HeadParams, params_from_z
+from innout.synth.head import (
+    PARAMETER_RANGES,
+    Z_PARAMETERS,
+    HeadParams,
+    params_from_z,
+    z_with_parameter,
+)
 from innout.tiny.bundle import direction_path
 from innout.tiny.train import head_image
 
@@ -134,3 +145,28 @@ def measure_direction(
         after = _fit_parameter(edit_image, params, name, cameras, grid)
         changes[name] = after - before
     return changes
+
+
+@torch.no_grad()
+def measure_model_response(
+    generator: TriPlaneGenerator,
+    z: torch.Tensor,
+    name: str,
+    strength: float,
+    cameras: torch.Tensor,
+    grid: int = 21,
+) -> float | None:
+    """Fitted-back change of `name` in the model's rendering of the head z [1, z_dim] whose
+    parameter is p + strength (None when that leaves the parameter's range)."""
+    params = params_from_z(z)
+    low, high = PARAMETER_RANGES[name]
+    target = getattr(params, name) + strength
+    if not low <= target <= high:
+        return None
+    conditioning = torch.zeros(1, generator.c_dim)
+    images = [
+        generator.render(generator.mapping(latent, conditioning), cameras, deterministic=True)
+        for latent in (z, z_with_parameter(z, name, target))
+    ]
+    base, edited = (_fit_parameter(i["image_raw"][0], params, name, cameras, grid) for i in images)
+    return edited - base

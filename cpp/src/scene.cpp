@@ -1,0 +1,861 @@
+// Reader of exported scenes: the safetensors container (header length, JSON header, byte buffer),
+// then the checks of python/innout/scene.py's load_scene. Everything read from the file is
+// untrusted: sizes and offsets are checked before use, arithmetic on them is overflow-checked, and
+// the JSON parser bounds its recursion.
+#include "innout/scene.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iterator>
+#include <limits>
+#include <new>
+#include <set>
+#include <utility>
+
+namespace innout {
+
+int64_t SceneTensor::numel() const {
+  // A zero anywhere makes it 0 even if the other dimensions multiply past int64 ([3, 2^63 - 1, 0,
+  // 0] is a valid shape); the product saturates rather than overflowing for other inputs.
+  for (int64_t d : shape) {
+    if (d <= 0) return 0;
+  }
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (n > std::numeric_limits<int64_t>::max() / d) return std::numeric_limits<int64_t>::max();
+    n *= d;
+  }
+  return n;
+}
+
+bool Scene::has_object() const { return tensors.count("object.planes") != 0; }
+
+const SceneTensor* Scene::find(const std::string& name) const {
+  auto it = tensors.find(name);
+  return it == tensors.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+constexpr int kMaxJsonDepth = 64;
+constexpr size_t kMaxDims = 8;
+constexpr uint64_t kFloatBytes = 4;
+const char* const kSceneFormat = "innout-scene/1";
+const char* const kFaceKeys[] = {"face.planes", "face.hidden.weight", "face.hidden.bias",
+                                 "face.output.weight", "face.output.bias"};
+const char* const kObjectKeys[] = {"object.planes",        "object.code",
+                                   "object.hidden.weight", "object.hidden.bias",
+                                   "object.output.weight", "object.output.bias"};
+
+// ---- JSON
+// ----------------------------------------------------------------------------------------
+
+struct Json {
+  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  std::string text;               // a string's value, or a number's literal text
+  std::vector<Json> items;        // an array's elements, or an object's values
+  std::vector<std::string> keys;  // an object's keys, parallel to items
+
+  const Json* member(const std::string& key) const {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &items[i];
+    }
+    return nullptr;
+  }
+};
+
+// Whether `data` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF); `*bad` gets the offset of the first bad byte otherwise.
+bool valid_utf8(const uint8_t* data, size_t size, size_t* bad) {
+  size_t i = 0;
+  while (i < size) {
+    const uint8_t c = data[i];
+    size_t extra = 0;
+    uint32_t lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      *bad = i;
+      return false;
+    }
+    if (size - i <= extra) {
+      *bad = i;
+      return false;
+    }
+    for (size_t k = 1; k <= extra; ++k) {
+      const uint8_t b = data[i + k];
+      const uint32_t min = k == 1 ? lo : 0x80, max = k == 1 ? hi : 0xBF;
+      if (b < min || b > max) {
+        *bad = i;
+        return false;
+      }
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+// A strict RFC 8259 parser of one JSON document (the input must be valid UTF-8), with a nesting
+// limit so that a hostile header cannot exhaust the stack.
+class JsonParser {
+ public:
+  JsonParser(const char* data, size_t size) : begin_(data), p_(data), end_(data + size) {}
+
+  bool parse(Json* out) {
+    skip_space();
+    if (!value(out, 0)) return false;
+    skip_space();
+    if (p_ != end_) return fail("unexpected characters after the JSON value");
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool fail(const std::string& what) {
+    error_ = what + " at byte " + std::to_string(p_ - begin_);
+    return false;
+  }
+  void skip_space() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
+  }
+  bool literal(const char* word) {
+    const size_t n = std::strlen(word);
+    if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, word, n) != 0) {
+      return fail("invalid literal");
+    }
+    p_ += n;
+    return true;
+  }
+
+  bool value(Json* out, int depth) {
+    if (p_ == end_) return fail("unexpected end of the JSON text");
+    switch (*p_) {
+      case '{':
+        return object(out, depth + 1);
+      case '[':
+        return array(out, depth + 1);
+      case '"':
+        out->kind = Json::Kind::kString;
+        return string(&out->text);
+      case 't':
+        out->kind = Json::Kind::kBool;
+        out->boolean = true;
+        return literal("true");
+      case 'f':
+        out->kind = Json::Kind::kBool;
+        out->boolean = false;
+        return literal("false");
+      case 'n':
+        out->kind = Json::Kind::kNull;
+        return literal("null");
+      default:
+        out->kind = Json::Kind::kNumber;
+        return number(&out->text);
+    }
+  }
+
+  bool object(Json* out, int depth) {
+    if (depth > kMaxJsonDepth) {
+      return fail("JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    out->kind = Json::Kind::kObject;
+    ++p_;  // '{'
+    skip_space();
+    if (p_ != end_ && *p_ == '}') {
+      ++p_;
+      return true;
+    }
+    std::set<std::string> seen;
+    while (true) {
+      skip_space();
+      if (p_ == end_ || *p_ != '"') return fail("expected a string key");
+      std::string key;
+      if (!string(&key)) return false;
+      if (!seen.insert(key).second) return fail("duplicate key \"" + key + "\"");
+      skip_space();
+      if (p_ == end_ || *p_ != ':') return fail("expected ':'");
+      ++p_;
+      skip_space();
+      out->keys.push_back(std::move(key));
+      out->items.emplace_back();
+      if (!value(&out->items.back(), depth)) return false;
+      skip_space();
+      if (p_ == end_) return fail("unterminated object");
+      if (*p_ == '}') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return fail("expected ',' or '}'");
+      ++p_;
+    }
+  }
+
+  bool array(Json* out, int depth) {
+    if (depth > kMaxJsonDepth) {
+      return fail("JSON nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    out->kind = Json::Kind::kArray;
+    ++p_;  // '['
+    skip_space();
+    if (p_ != end_ && *p_ == ']') {
+      ++p_;
+      return true;
+    }
+    while (true) {
+      skip_space();
+      out->items.emplace_back();
+      if (!value(&out->items.back(), depth)) return false;
+      skip_space();
+      if (p_ == end_) return fail("unterminated array");
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != ',') return fail("expected ',' or ']'");
+      ++p_;
+    }
+  }
+
+  static int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool hex4(uint32_t* out) {
+    if (end_ - p_ < 4) return fail("truncated \\u escape");
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const int d = hex_digit(p_[i]);
+      if (d < 0) return fail("invalid \\u escape");
+      v = v * 16 + static_cast<uint32_t>(d);
+    }
+    p_ += 4;
+    *out = v;
+    return true;
+  }
+  static void append_utf8(uint32_t cp, std::string* out) {
+    if (cp < 0x80) {
+      out->push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+  }
+
+  bool string(std::string* out) {
+    ++p_;  // opening quote
+    while (true) {
+      if (p_ == end_) return fail("unterminated string");
+      const unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        return true;
+      }
+      if (c < 0x20) return fail("control character in a string");
+      if (c != '\\') {
+        out->push_back(static_cast<char>(c));
+        ++p_;
+        continue;
+      }
+      ++p_;
+      if (p_ == end_) return fail("unterminated string");
+      const char e = *p_++;
+      switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          out->push_back(e);
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
+        case 'u': {
+          uint32_t cp = 0;
+          if (!hex4(&cp)) return false;
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("lone low surrogate in a \\u escape");
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') {
+              return fail("lone high surrogate in a \\u escape");
+            }
+            p_ += 2;
+            uint32_t low = 0;
+            if (!hex4(&low)) return false;
+            if (low < 0xDC00 || low > 0xDFFF) return fail("invalid surrogate pair");
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+          }
+          append_utf8(cp, out);
+          break;
+        }
+        default:
+          --p_;
+          return fail("invalid escape in a string");
+      }
+    }
+  }
+
+  bool digits() {
+    if (p_ == end_ || *p_ < '0' || *p_ > '9') return fail("invalid number");
+    while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    return true;
+  }
+  bool number(std::string* out) {
+    const char* start = p_;
+    if (*p_ == '-') ++p_;
+    if (p_ == end_) return fail("invalid number");
+    if (*p_ == '0') {
+      ++p_;
+    } else if (*p_ >= '1' && *p_ <= '9') {
+      digits();
+    } else {
+      return fail("unexpected character");
+    }
+    if (p_ != end_ && *p_ == '.') {
+      ++p_;
+      if (!digits()) return false;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digits()) return false;
+    }
+    out->assign(start, p_);
+    return true;
+  }
+
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  std::string error_;
+};
+
+// A JSON integer literal >= 0 that fits int64 (no sign, fraction or exponent, as safetensors).
+bool json_index(const Json& v, int64_t* out) {
+  if (v.kind != Json::Kind::kNumber || v.text.empty()) return false;
+  int64_t n = 0;
+  for (char c : v.text) {
+    if (c < '0' || c > '9') return false;
+    const int64_t d = c - '0';
+    if (n > (std::numeric_limits<int64_t>::max() - d) / 10) return false;
+    n = n * 10 + d;
+  }
+  *out = n;
+  return true;
+}
+
+// ---- Scene checks
+// --------------------------------------------------------------------------------
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// Python's float(text): surrounding whitespace, a sign, "inf"/"infinity"/"nan" in any case,
+// underscores between digits, decimal digits with an optional fraction and exponent.
+bool parse_python_float(const std::string& text, double* out) {
+  size_t b = 0, e = text.size();
+  auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  while (b < e && space(text[b])) ++b;
+  while (e > b && space(text[e - 1])) --e;
+  std::string s;
+  for (size_t i = b; i < e; ++i) {
+    if (text[i] == '_') {
+      auto digit = [](char c) { return c >= '0' && c <= '9'; };
+      if (i == b || i + 1 == e || !digit(text[i - 1]) || !digit(text[i + 1])) return false;
+      continue;
+    }
+    s.push_back(text[i]);
+  }
+  bool negative = false;
+  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
+    negative = s[0] == '-';
+    s.erase(0, 1);
+  }
+  std::string lower = s;
+  for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  if (lower == "inf" || lower == "infinity") {
+    *out = negative ? -HUGE_VAL : HUGE_VAL;
+    return true;
+  }
+  if (lower == "nan") {
+    *out = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
+  // Grammar: digits [. [digits]] | . digits, then an optional exponent.
+  size_t i = 0, int_digits = 0, frac_digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++int_digits;
+  const size_t point = i;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++frac_digits;
+  }
+  if (int_digits + frac_digits == 0) return false;
+  const size_t mantissa_end = i;
+  long long exponent = 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    bool exp_negative = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
+    size_t exp_digits = 0;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++exp_digits) {
+      if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');
+    }
+    if (exp_digits == 0) return false;
+    if (exp_negative) exponent = -exponent;
+  }
+  if (i != s.size()) return false;
+  double v = 0;
+  const auto result = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (result.ec == std::errc::result_out_of_range) {
+    // Python gives infinity on overflow and zero on underflow: the decimal exponent of the first
+    // non-zero digit says which.
+    long long magnitude = 0;
+    size_t k = 0;
+    while (k < mantissa_end && (s[k] == '0' || s[k] == '.')) ++k;
+    if (k == mantissa_end) {
+      v = 0;
+    } else {
+      magnitude =
+          k < point ? static_cast<long long>(point - k) - 1 : -static_cast<long long>(k - point);
+      v = magnitude + exponent > 0 ? HUGE_VAL : 0.0;
+    }
+  } else if (result.ec != std::errc() || result.ptr != s.data() + s.size()) {
+    return false;
+  }
+  *out = negative ? -v : v;
+  return true;
+}
+
+struct Entry {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+};
+
+// Elements of `shape`, or false on overflow of the byte count (elements * 4).
+bool byte_count(const std::vector<int64_t>& shape, uint64_t* elements, uint64_t* bytes) {
+  uint64_t n = 1;
+  for (int64_t d : shape) {
+    const uint64_t u = static_cast<uint64_t>(d);
+    if (u != 0 && n > std::numeric_limits<uint64_t>::max() / u) return false;
+    n *= u;
+  }
+  if (n > std::numeric_limits<uint64_t>::max() / kFloatBytes) return false;
+  *elements = n;
+  *bytes = n * kFloatBytes;
+  return true;
+}
+
+bool host_is_little_endian() {
+  const uint32_t one = 1;
+  unsigned char first = 0;
+  std::memcpy(&first, &one, 1);
+  return first == 1;
+}
+
+int64_t rows(const std::vector<int64_t>& shape) { return shape.empty() ? 0 : shape[0]; }
+
+Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
+  if (!host_is_little_endian()) {
+    return Status::Invalid("scene files can only be read on a little-endian host");
+  }
+  if (bytes == nullptr && size != 0) return Status::Invalid("scene bytes are null");
+  if (size < 8) {
+    return Status::Invalid("file too short (" + std::to_string(size) +
+                           " bytes): a scene starts with an 8-byte header length");
+  }
+  uint64_t header_length = 0;
+  std::memcpy(&header_length, bytes, 8);
+  if (header_length > size - 8) {
+    return Status::Invalid("header length " + std::to_string(header_length) +
+                           " exceeds the file (" + std::to_string(size) + " bytes)");
+  }
+  const size_t header_size = static_cast<size_t>(header_length);
+  const uint8_t* header = bytes + 8;
+  const uint8_t* buffer = header + header_size;
+  const uint64_t buffer_size = size - 8 - header_size;
+
+  size_t bad = 0;
+  if (!valid_utf8(header, header_size, &bad)) {
+    return Status::Invalid("header is not valid UTF-8 (byte " + std::to_string(bad) + ")");
+  }
+  Json root;
+  JsonParser parser(reinterpret_cast<const char*>(header), header_size);
+  if (!parser.parse(&root)) return Status::Invalid("header is not valid JSON: " + parser.error());
+  if (root.kind != Json::Kind::kObject) return Status::Invalid("header must be a JSON object");
+
+  // ---- The safetensors container: entries, offsets inside the buffer, contiguous tensors.
+  Scene scene;
+  std::vector<Entry> entries;
+  for (size_t i = 0; i < root.keys.size(); ++i) {
+    const std::string& name = root.keys[i];
+    const Json& v = root.items[i];
+    if (name == "__metadata__") {
+      if (v.kind == Json::Kind::kNull) continue;
+      if (v.kind != Json::Kind::kObject) {
+        return Status::Invalid("__metadata__ must be an object of strings");
+      }
+      for (size_t k = 0; k < v.keys.size(); ++k) {
+        if (v.items[k].kind != Json::Kind::kString) {
+          return Status::Invalid("__metadata__ entry " + quoted(v.keys[k]) + " must be a string");
+        }
+        scene.metadata[v.keys[k]] = v.items[k].text;
+      }
+      continue;
+    }
+    if (v.kind != Json::Kind::kObject) {
+      return Status::Invalid("header entry of tensor " + name +
+                             " must be an object with dtype, shape and data_offsets");
+    }
+    Entry entry;
+    entry.name = name;
+    const Json* dtype = v.member("dtype");
+    if (dtype == nullptr || dtype->kind != Json::Kind::kString) {
+      return Status::Invalid("dtype of " + name + " must be a string");
+    }
+    entry.dtype = dtype->text;
+    const Json* shape = v.member("shape");
+    if (shape == nullptr || shape->kind != Json::Kind::kArray) {
+      return Status::Invalid("shape of " + name + " must be an array of non-negative integers");
+    }
+    if (shape->items.size() > kMaxDims) {
+      return Status::Invalid("shape of " + name + " has " + std::to_string(shape->items.size()) +
+                             " dimensions, at most " + std::to_string(kMaxDims) + " are supported");
+    }
+    for (const Json& d : shape->items) {
+      int64_t n = 0;
+      if (!json_index(d, &n)) {
+        return Status::Invalid("shape of " + name + " must be an array of non-negative integers");
+      }
+      entry.shape.push_back(n);
+    }
+    const Json* offsets = v.member("data_offsets");
+    int64_t begin = 0, end = 0;
+    if (offsets == nullptr || offsets->kind != Json::Kind::kArray || offsets->items.size() != 2 ||
+        !json_index(offsets->items[0], &begin) || !json_index(offsets->items[1], &end)) {
+      return Status::Invalid("data_offsets of " + name +
+                             " must be two non-negative integers [begin, end]");
+    }
+    entry.begin = static_cast<uint64_t>(begin);
+    entry.end = static_cast<uint64_t>(end);
+    if (entry.begin > entry.end || entry.end > buffer_size) {
+      return Status::Invalid("data_offsets of " + name + " are [" + std::to_string(begin) + ", " +
+                             std::to_string(end) +
+                             "], expected begin <= end <= the byte buffer's size (" +
+                             std::to_string(buffer_size) + ")");
+    }
+    entries.push_back(std::move(entry));
+  }
+  // safetensors (and so Python's load_scene) requires the tensors to tile the buffer exactly.
+  std::vector<const Entry*> by_offset;
+  for (const Entry& entry : entries) by_offset.push_back(&entry);
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t covered = 0;
+  for (const Entry* entry : by_offset) {
+    if (entry->begin != covered) {
+      return Status::Invalid("data of " + entry->name + " starts at byte " +
+                             std::to_string(entry->begin) + " of the buffer, expected " +
+                             std::to_string(covered) + " (tensors must be contiguous)");
+    }
+    covered = entry->end;
+  }
+  if (covered != buffer_size) {
+    return Status::Invalid("the tensors cover " + std::to_string(covered) +
+                           " bytes but the byte buffer holds " + std::to_string(buffer_size));
+  }
+
+  // ---- The scene: format, tensors present, dtypes, sizes, shapes.
+  auto format = scene.metadata.find("format");
+  if (format == scene.metadata.end()) {
+    return Status::Invalid(std::string("header metadata lacks format, expected ") +
+                           quoted(kSceneFormat));
+  }
+  if (format->second != kSceneFormat) {
+    return Status::Invalid("format " + quoted(format->second) + ", expected " +
+                           quoted(kSceneFormat));
+  }
+  auto has = [&](const std::string& name) {
+    return std::any_of(entries.begin(), entries.end(),
+                       [&](const Entry& e) { return e.name == name; });
+  };
+  std::vector<std::string> missing;
+  if (!has("camera")) missing.push_back("camera");
+  for (const char* key : kFaceKeys) {
+    if (!has(key)) missing.push_back(key);
+  }
+  size_t object_count = 0;
+  for (const char* key : kObjectKeys) object_count += has(key) ? 1 : 0;
+  if (object_count != 0 && object_count != std::size(kObjectKeys)) {
+    for (const char* key : kObjectKeys) {
+      if (!has(key)) missing.push_back(key);
+    }
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (const std::string& key : missing) list += (list.empty() ? "" : ", ") + key;
+    return Status::Invalid((missing.size() == 1 ? "missing tensor " : "missing tensors ") + list +
+                           (object_count != 0 && object_count != std::size(kObjectKeys)
+                                ? " (the object.* tensors come all together or not at all)"
+                                : ""));
+  }
+  for (const Entry& entry : entries) {
+    if (entry.dtype != "F32") {
+      return Status::Invalid("dtype of " + entry.name + " must be F32, got " + entry.dtype);
+    }
+  }
+  for (const Entry& entry : entries) {
+    uint64_t elements = 0, nbytes = 0;
+    if (!byte_count(entry.shape, &elements, &nbytes)) {
+      return Status::Invalid("shape " + shape_text(entry.shape) + " of " + entry.name +
+                             " is too large");
+    }
+    if (entry.end - entry.begin != nbytes) {
+      return Status::Invalid("data_offsets of " + entry.name + " span " +
+                             std::to_string(entry.end - entry.begin) + " bytes, but shape " +
+                             shape_text(entry.shape) + " of F32 needs " + std::to_string(nbytes));
+    }
+  }
+  auto shape_of = [&](const std::string& name) -> const std::vector<int64_t>& {
+    for (const Entry& e : entries) {
+      if (e.name == name) return e.shape;
+    }
+    static const std::vector<int64_t> none;
+    return none;
+  };
+  const std::vector<int64_t>& planes = shape_of("face.planes");
+  if (planes.size() != 4 || planes[0] != 3) {
+    return Status::Invalid("face.planes must have shape [3, C, H, W], got " + shape_text(planes));
+  }
+  const int64_t channels = planes[1];
+  const int64_t hidden = rows(shape_of("face.hidden.weight"));
+  const int64_t outputs = rows(shape_of("face.output.weight"));  // 1 + F
+  if (outputs < 1) {
+    return Status::Invalid("face.output.weight must have shape [1 + F, hidden], got " +
+                           shape_text(shape_of("face.output.weight")));
+  }
+  std::vector<std::pair<std::string, std::vector<int64_t>>> expected = {
+      {"camera", {25}},
+      {"face.hidden.weight", {hidden, channels}},
+      {"face.hidden.bias", {hidden}},
+      {"face.output.weight", {outputs, hidden}},
+      {"face.output.bias", {outputs}},
+  };
+  if (object_count != 0) {
+    const std::vector<int64_t>& object_planes = shape_of("object.planes");
+    if (object_planes.size() != 4 || object_planes[0] != 3 || object_planes[1] != channels) {
+      return Status::Invalid("object.planes must have shape [3, " + std::to_string(channels) +
+                             ", R, R], got " + shape_text(object_planes));
+    }
+    const std::vector<int64_t>& code = shape_of("object.code");
+    if (code.size() != 1) {
+      return Status::Invalid("object.code must have shape [K], got " + shape_text(code));
+    }
+    const int64_t max = std::numeric_limits<int64_t>::max();
+    if (code[0] > max - channels || outputs > max - 1) {
+      return Status::Invalid("object.code or face.output.weight is too large");
+    }
+    const int64_t object_hidden = rows(shape_of("object.hidden.weight"));
+    expected.push_back({"object.hidden.weight", {object_hidden, channels + code[0]}});
+    expected.push_back({"object.hidden.bias", {object_hidden}});
+    expected.push_back({"object.output.weight", {outputs + 1, object_hidden}});
+    expected.push_back({"object.output.bias", {outputs + 1}});
+  }
+  for (const auto& [name, shape] : expected) {
+    const std::vector<int64_t>& actual = shape_of(name);
+    if (actual != shape) {
+      return Status::Invalid(name + " must have shape " + shape_text(shape) + ", got " +
+                             shape_text(actual));
+    }
+  }
+
+  // ---- Settings.
+  const char* const setting_keys[] = {"resolution", "coarse_samples", "fine_samples", "ray_start",
+                                      "ray_end",    "box_warp",       "sigmoid_pad"};
+  double values[7] = {};
+  for (int i = 0; i < 7; ++i) {
+    auto it = scene.metadata.find(setting_keys[i]);
+    if (it == scene.metadata.end()) {
+      return Status::Invalid(std::string("header metadata lacks ") + quoted(setting_keys[i]));
+    }
+    if (!parse_python_float(it->second, &values[i])) {
+      return Status::Invalid(std::string(setting_keys[i]) + " must be a number, got " +
+                             quoted(it->second));
+    }
+  }
+  int64_t counts[3] = {};
+  for (int i = 0; i < 3; ++i) {
+    // Python: int(float(text)), truncating towards zero.
+    if (!std::isfinite(values[i]) || std::fabs(values[i]) >= 9.2e18) {
+      return Status::Invalid(std::string(setting_keys[i]) + " must be a finite integer, got " +
+                             quoted(scene.metadata[setting_keys[i]]));
+    }
+    counts[i] = static_cast<int64_t>(std::trunc(values[i]));
+  }
+  if (counts[0] < 1 || counts[1] < 2 || counts[2] < 0) {
+    return Status::Invalid(
+        "resolution >= 1, coarse_samples >= 2 and fine_samples >= 0 are required, got " +
+        std::to_string(counts[0]) + ", " + std::to_string(counts[1]) + " and " +
+        std::to_string(counts[2]));
+  }
+  const double ray_start = values[3], ray_end = values[4], box_warp = values[5];
+  if (!(0 < ray_start && ray_start < ray_end) || !(box_warp > 0)) {
+    return Status::Invalid("0 < ray_start < ray_end and box_warp > 0 are required, got ray_start " +
+                           scene.metadata["ray_start"] + ", ray_end " + scene.metadata["ray_end"] +
+                           ", box_warp " + scene.metadata["box_warp"]);
+  }
+
+  // ---- Tensor data (memcpy: the buffer has no alignment), then finiteness.
+  for (const Entry& entry : entries) {
+    SceneTensor tensor;
+    tensor.shape = entry.shape;
+    const size_t count = static_cast<size_t>((entry.end - entry.begin) / kFloatBytes);
+    tensor.data.resize(count);
+    if (count != 0) {
+      std::memcpy(tensor.data.data(), buffer + entry.begin, count * sizeof(float));
+    }
+    for (size_t i = 0; i < count; ++i) {
+      if (!std::isfinite(tensor.data[i])) {
+        return Status::Invalid(entry.name + " contains NaN or infinity (element " +
+                               std::to_string(i) + ")");
+      }
+    }
+    scene.tensors.emplace(entry.name, std::move(tensor));
+  }
+  for (int i = 3; i < 7; ++i) {
+    if (!std::isfinite(values[i])) {
+      return Status::Invalid(std::string("settings contain NaN or infinity: ") + setting_keys[i] +
+                             " is " + quoted(scene.metadata[setting_keys[i]]));
+    }
+    const double limit = std::numeric_limits<float>::max();
+    if (std::fabs(values[i]) > limit) {
+      return Status::Invalid(std::string(setting_keys[i]) + " is out of the float32 range");
+    }
+  }
+  scene.resolution = counts[0];
+  scene.coarse_samples = counts[1];
+  scene.fine_samples = counts[2];
+  scene.ray_start = static_cast<float>(ray_start);
+  scene.ray_end = static_cast<float>(ray_end);
+  scene.box_warp = static_cast<float>(box_warp);
+  scene.sigmoid_pad = static_cast<float>(values[6]);
+  if (!(0 < scene.ray_start && scene.ray_start < scene.ray_end) || !(scene.box_warp > 0)) {
+    return Status::Invalid("ray_start < ray_end and box_warp > 0 must hold in float32");
+  }
+  *out = std::move(scene);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status parse_scene(const uint8_t* bytes, size_t size, Scene* scene) {
+  if (scene == nullptr) return Status::Invalid("scene must not be null");
+  try {
+    *scene = Scene();
+    return parse_impl(bytes, size, scene);
+  } catch (const std::bad_alloc&) {
+    *scene = Scene();
+    return Status::Invalid("out of memory while reading the scene");
+  } catch (const std::exception& error) {
+    *scene = Scene();
+    return Status::Invalid(std::string("cannot read the scene: ") + error.what());
+  } catch (...) {
+    *scene = Scene();
+    return Status::Invalid("cannot read the scene");
+  }
+}
+
+Status load_scene(const std::string& path, Scene* scene) {
+  if (scene == nullptr) return Status::Invalid("scene must not be null");
+  try {
+    *scene = Scene();
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+      const int error = errno;
+      return Status::Invalid(path + ": cannot open the scene file (" + std::strerror(error) + ")");
+    }
+    std::vector<uint8_t> bytes;
+    int error = 0;
+    errno = 0;
+    try {
+      uint8_t chunk[1 << 16];
+      while (true) {
+        const size_t n = std::fread(chunk, 1, sizeof(chunk), file);
+        bytes.insert(bytes.end(), chunk, chunk + n);
+        if (n < sizeof(chunk)) {
+          if (std::ferror(file)) error = errno != 0 ? errno : EIO;
+          break;
+        }
+      }
+    } catch (...) {
+      std::fclose(file);
+      throw;
+    }
+    std::fclose(file);
+    if (error != 0) {
+      return Status::Invalid(path + ": cannot read the scene file (" + std::strerror(error) + ")");
+    }
+    Status status = parse_scene(bytes.data(), bytes.size(), scene);
+    if (!status.ok()) status.message = path + ": " + status.message;
+    return status;
+  } catch (const std::bad_alloc&) {
+    *scene = Scene();
+    return Status::Invalid(path + ": out of memory while reading the scene file");
+  } catch (const std::exception& error) {
+    *scene = Scene();
+    return Status::Invalid(path + ": cannot read the scene file (" + error.what() + ")");
+  } catch (...) {
+    *scene = Scene();
+    return Status::Invalid(path + ": cannot read the scene file");
+  }
+}
+
+}  // namespace innout
