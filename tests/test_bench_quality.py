@@ -157,6 +157,12 @@ def test_the_suite_is_deterministic_resumable_and_reported(tmp_path):
         run_quality_benchmark(changed, tmp_path / "one", progress=False)["pairs"][0]["reused"]
         is False
     )
+    # A clip made for other settings is made again: here one frame instead of two.
+    shorter = QualitySuite(identities=(1,), objects=("visor",), frames=1, methods=("w",),
+                           overrides=QUICK)  # fmt: skip
+    assert (
+        run_quality_benchmark(shorter, tmp_path / "one", progress=False)["pairs"][0]["frames"] == 1
+    )
     # The outputs a user looks at.
     assert (tmp_path / "one/videos/id1-visor-0-innout-auto.mp4").stat().st_size > 0
     table = format_markdown(first)

@@ -311,13 +311,14 @@ def run_pair(
                 record["reused"] = True
                 return record
             return _measure_again(record, suite, clip_dir, run_dir, out, lpips, device)
-    if not (clip_dir / "params.json").is_file():
-        from innout.eg3d.loading import load_generator
+    from innout.eg3d.loading import load_generator
 
-        resolution = load_generator(suite.network).img_resolution
-        spec = VideoSpec(identity=video[0], object_kind=video[1], object_seed=video[2],
-                         frames=suite.frames, resolution=resolution, edit=suite.edit,
-                         edit_delta=suite.edit_delta, novel_views=suite.novel_views)  # fmt: skip
+    resolution = load_generator(suite.network).img_resolution
+    spec = VideoSpec(identity=video[0], object_kind=video[1], object_seed=video[2],
+                     frames=suite.frames, resolution=resolution, edit=suite.edit,
+                     edit_delta=suite.edit_delta, novel_views=suite.novel_views)  # fmt: skip
+    if _stored_spec(clip_dir) != json.loads(json.dumps(dataclasses.asdict(spec))):
+        # A clip made for other settings (frames, edit, views) is made again.
         staging = clip_dir.with_name(clip_dir.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         write_video_folder(spec, staging, progress=progress)
@@ -352,6 +353,14 @@ def run_pair(
     _write_json(record_file, record)
     record["reused"] = False
     return record
+
+
+def _stored_spec(clip_dir: Path) -> dict | None:
+    """The VideoSpec a clip folder was made with (its params.json), or None."""
+    try:
+        return json.loads((clip_dir / "params.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _measure_again(record, suite, clip_dir, run_dir, out, lpips, device) -> dict:
