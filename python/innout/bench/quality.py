@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from innout.bench.kernels import write_json_payload
 from innout.invert.settings import METHODS, PRESETS, InversionSettings, preset
 
 #: Methods that have an object field, hence an object to remove (the default suite leaves out
@@ -293,8 +294,10 @@ def run_pair(
     progress: bool = True,
     lpips=None,
     device: str | None = None,
+    resolution: int | None = None,
 ) -> dict:
-    """Inverts one video with one method and measures it; the pair's record (also written to
+    """Inverts one video with one method and measures it (`resolution`: the network's output
+    side, read from the network when None); the pair's record (also written to
     ``<out>/runs/<video>/<method>/quality.json``). A pair already measured there is reused."""
     from innout.invert.clip import load_clip
     from innout.invert.run import invert
@@ -311,9 +314,8 @@ def run_pair(
                 record["reused"] = True
                 return record
             return _measure_again(record, suite, clip_dir, run_dir, out, lpips, device)
-    from innout.eg3d.loading import load_generator
-
-    resolution = load_generator(suite.network).img_resolution
+    if resolution is None:
+        resolution = _output_resolution(suite.network)
     spec = VideoSpec(identity=video[0], object_kind=video[1], object_seed=video[2],
                      frames=suite.frames, resolution=resolution, edit=suite.edit,
                      edit_delta=suite.edit_delta, novel_views=suite.novel_views)  # fmt: skip
@@ -350,9 +352,15 @@ def run_pair(
         "side_by_side": str(video_file.relative_to(out)),
         "suite_key": _pair_key(suite, video, method),
     }
-    _write_json(record_file, record)
+    write_json_payload(record, record_file)
     record["reused"] = False
     return record
+
+
+def _output_resolution(network: str) -> int:
+    from innout.eg3d.loading import load_generator
+
+    return load_generator(network).img_resolution
 
 
 def _stored_spec(clip_dir: Path) -> dict | None:
@@ -376,7 +384,7 @@ def _measure_again(record, suite, clip_dir, run_dir, out, lpips, device) -> dict
     record.update(metrics_version=METRICS_VERSION, per_frame=dataclasses.asdict(metrics),
                   panels=list(panels), stage_seconds=stage_seconds)  # fmt: skip
     record.pop("reused", None)
-    _write_json(run_dir / PAIR_FILE, record)
+    write_json_payload(record, run_dir / PAIR_FILE)
     record["reused"] = "measured again"
     return record
 
@@ -398,13 +406,6 @@ def _pair_key(suite: QualitySuite, video: tuple, method: str) -> str:
     return json.dumps({"suite": record, "video": list(video), "method": method}, sort_keys=True)
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=1) + "\n")
-    temporary.replace(path)
-
-
 def run_quality_benchmark(
     suite: QualitySuite,
     out: str | Path,
@@ -421,9 +422,10 @@ def run_quality_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     pairs = []
+    resolution = _output_resolution(suite.network)
     for video in suite.videos():
         for method in suite.methods:
-            record = run_pair(suite, video, method, out, progress, lpips, device)
+            record = run_pair(suite, video, method, out, progress, lpips, device, resolution)
             pairs.append(record)
             if on_pair is not None:
                 on_pair(record)

@@ -164,12 +164,12 @@ def write_html(report: dict, path: str | Path) -> None:
     per_video = "".join(
         f"<tr><td>{html.escape(p['video'])}</td><td>{html.escape(p['method'])}</td>"
         + "".join(
-            "<td>-</td>" if v is None else f"<td>{v:.{d}f}</td>"
-            for (key, _, d) in columns
-            for v in [video_means(p)[key]]
+            "<td>-</td>" if means[key] is None else f"<td>{means[key]:.{d}f}</td>"
+            for key, _, d in columns
         )
         + "</tr>"
         for p in report["pairs"]
+        for means in [video_means(p)]
     )
     out_dir = Path(report.get("out", path.parent)).resolve()
     videos = "".join(
