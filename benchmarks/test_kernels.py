@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from innout.bench import kernels
 
 WORKLOAD = "tiny"

@@ -52,3 +52,45 @@ def grads_of(outputs, inputs, upstream):
     wanted = [x for x in inputs if x is not None and x.requires_grad]
     grads = iter(torch.autograd.grad(outputs, wanted, upstream, allow_unused=False))
     return [next(grads) if (x is not None and x.requires_grad) else None for x in inputs]
+
+
+@pytest.fixture(scope="session")
+def installed_innout(tmp_path_factory):
+    """An install prefix holding innout's C++ package (CPU build), as a C++ user would install it:
+    cmake configure, build, install. Skips without cmake."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("cmake") is None:
+        pytest.skip("needs cmake")
+    root = Path(__file__).resolve().parents[1]
+    base = tmp_path_factory.mktemp("installed")
+    build, prefix = base / "build", base / "prefix"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    steps = [
+        ["cmake", "-S", str(root), "-B", str(build), *generator, "-DINNOUT_CUDA=OFF",
+         "-DINNOUT_BUILD_PYTHON=OFF", f"-DCMAKE_INSTALL_PREFIX={prefix}"],
+        ["cmake", "--build", str(build), "-j", "2"],
+        ["cmake", "--install", str(build)],
+    ]  # fmt: skip
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True)
+        assert result.returncode == 0, " ".join(step) + "\n" + result.stdout + result.stderr
+    return prefix
+
+
+def build_against_installed(source, build, prefix) -> None:
+    """Configures and builds the CMake project `source` in `build` against the install `prefix`."""
+    import shutil
+    import subprocess
+
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    steps = [
+        ["cmake", "-S", str(source), "-B", str(build), *generator,
+         f"-DCMAKE_PREFIX_PATH={prefix}"],
+        ["cmake", "--build", str(build)],
+    ]  # fmt: skip
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True)
+        assert result.returncode == 0, " ".join(step) + "\n" + result.stdout + result.stderr

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import build_against_installed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,37 +47,9 @@ def test_ctest_suite_passes(tmp_path):
     assert "100% tests passed" in run.stdout
 
 
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
-def test_installed_package_is_found_and_linked_by_another_project(tmp_path):
-    build, prefix, consumer = tmp_path / "build", tmp_path / "prefix", tmp_path / "consumer"
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    steps = [
-        [
-            "cmake",
-            "-S",
-            str(ROOT),
-            "-B",
-            str(build),
-            *generator,
-            "-DINNOUT_CUDA=OFF",
-            "-DINNOUT_BUILD_PYTHON=OFF",
-            f"-DCMAKE_INSTALL_PREFIX={prefix}",
-        ],
-        ["cmake", "--build", str(build), "-j", "2"],
-        ["cmake", "--install", str(build)],
-        [
-            "cmake",
-            "-S",
-            str(ROOT / "tests" / "cpp" / "consumer"),
-            "-B",
-            str(consumer),
-            *generator,
-            f"-DCMAKE_PREFIX_PATH={prefix}",
-        ],
-        ["cmake", "--build", str(consumer)],
-        [str(consumer / "consumer")],
-    ]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True)
-        assert result.returncode == 0, " ".join(step) + "\n" + result.stdout + result.stderr
+def test_installed_package_is_found_and_linked_by_another_project(installed_innout, tmp_path):
+    consumer = tmp_path / "consumer"
+    build_against_installed(ROOT / "tests" / "cpp" / "consumer", consumer, installed_innout)
+    result = subprocess.run([str(consumer / "consumer")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "composite 1.0000" in result.stdout

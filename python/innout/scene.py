@@ -289,7 +289,8 @@ class _SceneObject:
 def render_scene(
     scene: Scene, camera: torch.Tensor | None = None, backend: str = "innout"
 ) -> dict[str, torch.Tensor]:
-    """The scene's raw image: {"features": [F, R, R], "image_raw": [3, R, R], "depth": [R, R]}.
+    """The scene's raw image: {"features": [F, R, R], "image_raw": [3, R, R], "depth": [R, R]}
+    and, with an object, "object_opacity" [R, R] (the object layer's alpha).
 
     `camera` [25] replaces the scene's; `backend` "reference" uses the pure-PyTorch ops."""
     from innout.eg3d import camera as cameras
@@ -314,8 +315,11 @@ def render_scene(
     planes = scene.tensors["face.planes"][None]
     rays = render_composite(planes, decoder, field, frame, origins, directions, settings)
     features = rays.features[0].T.reshape(-1, size, size)
-    return {
+    out = {
         "features": features,
         "image_raw": features[:3],
         "depth": rays.depth[0].reshape(size, size),
     }
+    if rays.object_opacity is not None:
+        out["object_opacity"] = rays.object_opacity[0].reshape(size, size)
+    return out

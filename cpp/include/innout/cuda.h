@@ -8,6 +8,7 @@
 #include "innout/common.h"
 #include "innout/composite_march.h"
 #include "innout/importance_sample.h"
+#include "innout/render.h"
 #include "innout/stratified_sample.h"
 #include "innout/triplane_sample.h"
 
@@ -33,6 +34,13 @@ template <typename T>
 Status importance_sample(const ImportanceSampleParams<T>& params, const CudaOptions& options);
 template <typename T>
 Status stratified_sample(const StratifiedSampleParams<T>& params, const CudaOptions& options);
+
+// The renderer of innout.h on the GPU: every pointer of `scene` and `target` and `workspace` is
+// device memory (the camera is passed by value). Rays are rendered in launches of
+// workspace_floats / render_scratch_floats(scene) rays, one thread per ray, on options.stream;
+// asynchronous like the other launchers. Validation is the CPU backend's (validate_render).
+Status render(const RenderScene& scene, const CameraLabel& camera, const RenderTarget& target,
+              float* workspace, int64_t workspace_floats, const CudaOptions& options);
 
 // What the CUDA runtime sees on this machine, without failing when there is no GPU or driver.
 struct DeviceInfo {
