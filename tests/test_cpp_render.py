@@ -5,13 +5,14 @@ orbit of PPM images with timings, and refuses bad files with a message."""
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import build_against_installed
+from conftest import CUDA_SKIP_REASON, build_against_installed, cuda_usable
 from innout.scene import export_scene, load_scene, render_scene
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -151,3 +152,24 @@ def test_the_embedding_guide_example_builds_and_renders(installed_innout, innout
     assert _run(tmp_path / "build" / "guide", scene).returncode == 0
     refused = _run(tmp_path / "build" / "guide", tmp_path / "absent.safetensors")
     assert refused.returncode == 1 and "no such" in refused.stderr.lower() + refused.stdout.lower()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_usable(), reason=CUDA_SKIP_REASON)
+def test_the_cuda_renderer_matches_the_cpu_renderer(tmp_path):
+    """Builds the ctest suite with the CUDA backend for this GPU and runs the renderer's tests,
+    which compare innout::cuda::render with innout::cpu::render (within 1e-4)."""
+    major, minor = torch.cuda.get_device_capability()
+    build = tmp_path / "build"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    steps = [
+        ["cmake", "-S", str(ROOT), "-B", str(build), *generator, "-DINNOUT_BUILD_TESTS=ON",
+         "-DINNOUT_BUILD_PYTHON=OFF", "-DINNOUT_CUDA=ON",
+         f"-DINNOUT_CUDA_ARCHITECTURES={major}{minor}"],
+        ["cmake", "--build", str(build), "-j", "8", "--target", "test_render"],
+        [str(build / "tests" / "cpp" / "test_render")],
+    ]  # fmt: skip
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True)
+        assert result.returncode == 0, " ".join(step) + "\n" + result.stdout + result.stderr
+    assert "CUDA vs CPU render (object 1)" in result.stdout

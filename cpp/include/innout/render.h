@@ -57,8 +57,8 @@ struct RenderScene {
   float ray_start = 2.25f, ray_end = 3.3f, box_warp = 1.0f;
   float sigmoid_pad = 0.001f;  // colour = sigmoid(logit) (1 + 2 pad) - pad
 
-  bool has_object() const { return object_planes.data != nullptr; }
-  int64_t feature_channels() const { return face_decoder.outputs - 1; }
+  INNOUT_HD bool has_object() const { return object_planes.data != nullptr; }
+  INNOUT_HD int64_t feature_channels() const { return face_decoder.outputs - 1; }
 };
 
 // An EG3D camera label: cam2world (4x4, row-major, OpenCV axes) then normalised intrinsics (3x3).
