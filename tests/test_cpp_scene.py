@@ -1,5 +1,5 @@
-"""The C++ scene reader under AddressSanitizer and UBSan: its ctest suite, and scene files written
-by Python read (or refused) as Python reads them."""
+"""The C++ scene reader and renderer under AddressSanitizer and UBSan: the ctest suite, and scene
+files written by Python read (or refused) as Python reads them."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def sanitized_build(tmp_path_factory) -> Path:
         ["cmake", "-S", str(ROOT), "-B", str(build), *generator, "-DINNOUT_BUILD_TESTS=ON",
          "-DINNOUT_BUILD_PYTHON=OFF", "-DINNOUT_CUDA=OFF", "-DINNOUT_SANITIZE=ON",
          "-DCMAKE_BUILD_TYPE=Debug"],
-        ["cmake", "--build", str(build), "-j", "2", "--target", "test_scene", "test_core"],
+        ["cmake", "--build", str(build), "-j", "2", "--target", "test_scene", "test_core",
+         "test_render"],
     ]  # fmt: skip
     for step in steps:
         result = subprocess.run(step, capture_output=True, text=True)
@@ -41,7 +42,7 @@ def _run(build: Path, *paths: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env)  # fmt: skip
 
 
-def test_the_scene_reader_passes_its_tests_under_the_sanitizers(sanitized_build):
+def test_the_ctest_suite_passes_under_the_sanitizers(sanitized_build):
     run = subprocess.run(["ctest", "--output-on-failure"], cwd=sanitized_build,
                          capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
