@@ -271,3 +271,36 @@ def test_face_weighted_ray_sampling():
     reference = torch.Generator().manual_seed(2)
     expected = torch.stack([torch.randperm(64 * 64, generator=reference)[:256] for _ in range(3)])
     assert torch.equal(uniform, expected)
+
+
+def test_feature_rays_cover_the_eyes_and_mouth_and_weigh_in_the_colour_loss():
+    import math
+
+    from innout.eg3d import camera as cameras
+    from innout.tiny.train import FEATURE_SPHERES, _field_step, face_rays, feature_rays
+
+    pose = cameras.look_at_cam2world(math.pi / 2, math.pi / 2)
+    label = cameras.camera_labels(pose, cameras.intrinsics(cameras.FFHQ_FOCAL).expand(1, 3, 3))
+    origins, directions = cameras.pixel_rays(label, 64)
+    features = feature_rays(origins, directions)[0]
+    # Rays aimed at each sphere's centre are feature rays; one aimed above the head is not.
+    for centre, _ in FEATURE_SPHERES:
+        aim = torch.tensor(centre) - origins[0, 0]
+        assert feature_rays(origins[:1, :1], (aim / aim.norm()).reshape(1, 1, 3)).item()
+    above = torch.tensor([0.0, 0.35, 0.0]) - origins[0, 0]
+    assert not feature_rays(origins[:1, :1], (above / above.norm()).reshape(1, 1, 3)).item()
+    # Eyes and mouth: a few hundred of the 4096 pixels, nearly all of them face pixels.
+    face = face_rays(origins, directions)[0]
+    assert 150 < int(features.sum()) < 700
+    assert int((features & ~face).sum()) < 0.15 * int(features.sum())
+
+    with pytest.raises(ValueError, match="feature_weight"):
+        TrainConfig(feature_weight=0.0)
+    # The weight changes the loss, not the measured colour error, on the same draws.
+    stats = {}
+    for weight in (1.0, 4.0):
+        generator = build_tiny(0)
+        config = TrainConfig(**{**SMOKE, "feature_weight": weight})
+        stats[weight] = _field_step(generator, config, torch.Generator().manual_seed(3))
+    assert stats[1.0]["rgb_mse"] == pytest.approx(stats[4.0]["rgb_mse"], rel=1e-6)
+    assert stats[1.0]["loss"] != pytest.approx(stats[4.0]["loss"], rel=1e-3)
