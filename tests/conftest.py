@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 from innout.ops import _native
@@ -58,10 +62,6 @@ def grads_of(outputs, inputs, upstream):
 def installed_innout(tmp_path_factory):
     """An install prefix holding innout's C++ package (CPU build), as a C++ user would install it:
     cmake configure, build, install. Skips without cmake."""
-    import shutil
-    import subprocess
-    from pathlib import Path
-
     if shutil.which("cmake") is None:
         pytest.skip("needs cmake")
     root = Path(__file__).resolve().parents[1]
@@ -82,9 +82,6 @@ def installed_innout(tmp_path_factory):
 
 def build_against_installed(source, build, prefix) -> None:
     """Configures and builds the CMake project `source` in `build` against the install `prefix`."""
-    import shutil
-    import subprocess
-
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     steps = [
         ["cmake", "-S", str(source), "-B", str(build), *generator,

@@ -55,12 +55,10 @@ def _read_raw(path: Path, channels: int, size: int, with_object: bool) -> dict[s
 
 
 def _read_ppm(path: Path) -> torch.Tensor:
-    data = path.read_bytes()
-    header, size = data.split(b"\n", 3)[:3], None
-    assert header[0] == b"P6"
-    width, height = map(int, header[1].split())
-    size = width * height * 3
-    pixels = np.frombuffer(data[-size:], dtype=np.uint8).reshape(height, width, 3)
+    magic, dimensions, maximum, pixels = path.read_bytes().split(b"\n", 3)
+    assert magic == b"P6" and maximum == b"255"
+    width, height = map(int, dimensions.split())
+    pixels = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, 3)
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 

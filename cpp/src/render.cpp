@@ -209,14 +209,13 @@ Status render(const RenderScene& scene, const CameraLabel& camera, const RenderT
   if (threads > slots) threads = static_cast<int>(slots);
   if (threads < 1) threads = 1;
   // Each thread renders whole rays with its own scratch slot; a ray's result does not depend on
-  // which thread renders it, so any thread count gives the same image. Dynamic scheduling: rays
-  // through the head cost more than background rays only in the fine pass, but that is enough
-  // to unbalance a static split.
+  // which thread renders it, so any thread count gives the same image. Every ray decodes the
+  // same number of samples, so a static split balances the work.
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     float* scratch = workspace + static_cast<int64_t>(omp_get_thread_num()) * per_ray;
-#pragma omp for schedule(dynamic, 16)
+#pragma omp for schedule(static)
     for (int64_t ray = 0; ray < rays; ++ray) render_ray(scene, camera, target, ray, scratch);
   }
 #else

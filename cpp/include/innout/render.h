@@ -19,6 +19,7 @@
 #include "innout/common.h"
 #include "innout/composite_march.h"
 #include "innout/importance_sample.h"
+#include "innout/stratified_sample.h"
 #include "innout/triplane_sample.h"
 
 namespace innout {
@@ -306,11 +307,17 @@ INNOUT_HD void render_ray(const RenderScene& scene, const CameraLabel& camera,
   float* hidden = input + widths.input;
   float* output = hidden + widths.hidden;
 
-  // Coarse depths: stratified_sample.h without jitter.
-  const float spacing = (scene.ray_end - scene.ray_start) / static_cast<float>(K - 1);
+  // Coarse depths: the stratified sampler without jitter (EG3D's deterministic depths).
+  StratifiedSampleParams<float> stratified;
+  stratified.num_rays = 1;
+  stratified.num_samples = K;
+  stratified.near = &scene.ray_start;
+  stratified.far = &scene.ray_end;
+  stratified.depths = coarse.depth;
+  stratified_sample_ray(stratified, 0);
   for (int64_t k = 0; k < K; ++k) {
-    const float t = scene.ray_start + static_cast<float>(k) * spacing;
-    detail::decode_sample(scene, origin, direction, t, coarse, k, channels, input, hidden, output);
+    detail::decode_sample(scene, origin, direction, coarse.depth[k], coarse, k, channels, input,
+                          hidden, output);
   }
 
   detail::SampleArrays final_samples = coarse;
