@@ -300,7 +300,27 @@ def test_feature_rays_cover_the_eyes_and_mouth_and_weigh_in_the_colour_loss():
     stats = {}
     for weight in (1.0, 4.0):
         generator = build_tiny(0)
-        config = TrainConfig(**{**SMOKE, "feature_weight": weight})
+        config = TrainConfig(**{**SMOKE, "feature_weight": weight, "feature_weight_start": 0.0})
         stats[weight] = _field_step(generator, config, torch.Generator().manual_seed(3))
     assert stats[1.0]["rgb_mse"] == pytest.approx(stats[4.0]["rgb_mse"], rel=1e-6)
     assert stats[1.0]["loss"] != pytest.approx(stats[4.0]["loss"], rel=1e-3)
+
+
+def test_the_feature_weight_applies_from_its_start_fraction_of_the_field_steps():
+    from innout.tiny.train import _field_step, feature_weight_at
+
+    config = TrainConfig(field_steps=100, feature_weight=3.0, feature_weight_start=0.5)
+    assert [feature_weight_at(config, step) for step in (0, 49, 50, 99)] == [1.0, 1.0, 3.0, 3.0]
+    always = TrainConfig(field_steps=100, feature_weight=3.0, feature_weight_start=0.0)
+    assert feature_weight_at(always, 0) == 3.0
+    for start in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="feature_weight_start"):
+            TrainConfig(feature_weight_start=start)
+    # Before the start the loss is the unweighted one: the same as a run with weight 1.
+    losses = {}
+    for weight, step in ((1.0, 0), (3.0, 0), (3.0, 19)):
+        config = TrainConfig(**{**SMOKE, "feature_weight": weight, "feature_weight_start": 0.5})
+        stats = _field_step(build_tiny(0), config, torch.Generator().manual_seed(3), step)
+        losses[weight, step] = stats["loss"]
+    assert losses[3.0, 0] == pytest.approx(losses[1.0, 0], rel=1e-6)
+    assert losses[3.0, 19] != pytest.approx(losses[1.0, 0], rel=1e-3)
