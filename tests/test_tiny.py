@@ -301,7 +301,7 @@ def test_feature_rays_cover_the_eyes_and_mouth_and_weigh_in_the_colour_loss():
     for weight in (1.0, 4.0):
         generator = build_tiny(0)
         config = TrainConfig(**{**SMOKE, "feature_weight": weight, "feature_weight_start": 0.0})
-        stats[weight] = _field_step(generator, config, torch.Generator().manual_seed(3))
+        stats[weight] = _field_step(generator, config, torch.Generator().manual_seed(3), 0)
     assert stats[1.0]["rgb_mse"] == pytest.approx(stats[4.0]["rgb_mse"], rel=1e-6)
     assert stats[1.0]["loss"] != pytest.approx(stats[4.0]["loss"], rel=1e-3)
 

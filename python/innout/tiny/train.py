@@ -303,8 +303,10 @@ def feature_weight_at(config: TrainConfig, step: int) -> float:
 
 
 def _field_step(
-    generator: TriPlaneGenerator, config: TrainConfig, rng: torch.Generator, step: int = 0
+    generator: TriPlaneGenerator, config: TrainConfig, rng: torch.Generator, step: int
 ) -> dict[str, float]:
+    # `step` has no default: the feature weight depends on it, and a forgotten step would
+    # silently train without it.
     z, labels = sample_heads(config.batch, rng)
     origins, directions = camera.pixel_rays(labels, RAW_RESOLUTION)
     pixels = sample_pixels(
