@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 from innout.eg3d import camera
-from innout.eg3d.renderer import RenderSettings, draw_uniforms, render_rays
+from innout.eg3d.renderer import render_rays
+from innout.render.settings import RenderSettings, draw_uniforms
 
 
 class LinearDecoder(torch.nn.Module):

@@ -31,14 +31,14 @@ Header metadata (strings): ``format``, ``resolution`` (raw image side), ``coarse
 ``fine_samples``, ``ray_start``, ``ray_end``, ``box_warp``, ``sigmoid_pad``, and for the record
 ``source``, ``frame``, ``method``, ``edits``.
 
-Rendering (METHOD.md 3.1, `innout.invert.composite`): one ray per pixel centre through the camera;
-``coarse_samples`` evenly spaced depths from ``ray_start`` to ``ray_end``; at every point the mean
-of the three bilinear plane samples (grid_sample semantics, zero padding, coordinates scaled by
-2 / box_warp) goes through ``softplus(hidden) -> output``; features are ``sigmoid * (1 + 2 pad) -
-pad``, the object's blend ``sigmoid``; ``fine_samples`` more depths are drawn from the composite
-weights at evenly spaced quantiles (EG3D's importance sampling, deterministic); both sets are
-merged, sorted and marched by the composite volume renderer. Outputs: F feature channels (RGB are
-the first three, in [-1, 1]) and the depth, each [resolution, resolution].
+Rendering (docs/method.md 3.1, :mod:`innout.render.pipeline`): one ray per pixel centre through the
+camera; ``coarse_samples`` evenly spaced depths from ``ray_start`` to ``ray_end``; at every point
+the mean of the three bilinear plane samples (grid_sample semantics, zero padding, coordinates
+scaled by 2 / box_warp) goes through ``softplus(hidden) -> output``; features are ``sigmoid * (1 +
+2 pad) - pad``, the object's blend ``sigmoid``; ``fine_samples`` more depths are drawn from the
+composite weights at evenly spaced quantiles (EG3D's importance sampling, deterministic); both sets
+are merged, sorted and marched by the composite volume renderer. Outputs: F feature channels (RGB
+are the first three, in [-1, 1]) and the depth, each [resolution, resolution].
 """
 
 from __future__ import annotations
@@ -52,7 +52,12 @@ from pathlib import Path
 
 import torch
 
+from innout import ops
+from innout.eg3d import camera as cameras
 from innout.eg3d.decoder import SIGMOID_PAD
+from innout.eg3d.renderer import triplane_field
+from innout.render.pipeline import Field, FieldSamples, render_rays
+from innout.render.settings import RenderSettings
 
 SCENE_FORMAT = "innout-scene/1"
 FACE_KEYS = ("face.planes", "face.hidden.weight", "face.hidden.bias", "face.output.weight",
@@ -265,24 +270,20 @@ class _SceneDecoder(torch.nn.Module):
         return {"sigma": x[..., 0:1], "rgb": rgb}
 
 
-class _SceneObject:
-    """The object field of a scene (the interface render_composite uses)."""
+def _scene_object(scene: Scene) -> Field:
+    """The object field of a scene, with its frame's code, as a pipeline field."""
+    decoder = _SceneDecoder(scene.tensors, "object", scene.sigmoid_pad)
+    planes, code = scene.tensors["object.planes"][None], scene.tensors["object.code"]
+    pad = scene.sigmoid_pad
 
-    def __init__(self, scene: Scene) -> None:
-        self.scene = scene
-        self.decoder = _SceneDecoder(scene.tensors, "object", scene.sigmoid_pad)
-
-    def evaluate(self, points, frame_index, box_warp, backend="innout"):
-        from innout import ops
-
-        sample = ops.reference.triplane_sample if backend == "reference" else ops.triplane_sample
-        features = sample(self.scene.tensors["object.planes"][None], points, box_warp)
-        code = self.scene.tensors["object.code"]
+    def field(points: torch.Tensor, kernels: ops.Backend) -> FieldSamples:
+        features = kernels.triplane_sample(planes, points, scene.box_warp)
         x = torch.cat([features, code.expand(*features.shape[:-1], code.shape[0])], dim=-1)
-        x = self.decoder.layers(x)
-        pad = self.scene.sigmoid_pad
+        x = decoder.layers(x)
         colour = torch.sigmoid(x[..., 1:-1]) * (1 + 2 * pad) - pad
-        return x[..., 0], colour, torch.sigmoid(x[..., -1])
+        return FieldSamples(x[..., 0], colour, torch.sigmoid(x[..., -1]))
+
+    return field
 
 
 @torch.no_grad()
@@ -293,10 +294,6 @@ def render_scene(
     and, with an object, "object_opacity" [R, R] (the object layer's alpha).
 
     `camera` [25] replaces the scene's; `backend` "reference" uses the pure-PyTorch ops."""
-    from innout.eg3d import camera as cameras
-    from innout.eg3d.renderer import RenderSettings
-    from innout.invert.composite import render_composite
-
     label = scene.tensors["camera"] if camera is None else torch.as_tensor(camera).float()
     settings = RenderSettings(
         depth_resolution=scene.coarse_samples,
@@ -310,10 +307,9 @@ def render_scene(
     size = scene.resolution
     origins, directions = cameras.pixel_rays(label.reshape(1, 25), size)
     decoder = _SceneDecoder(scene.tensors, "face", scene.sigmoid_pad)
-    field = _SceneObject(scene) if scene.has_object else None
-    frame = torch.zeros(1, dtype=torch.long)
-    planes = scene.tensors["face.planes"][None]
-    rays = render_composite(planes, decoder, field, frame, origins, directions, settings)
+    face = triplane_field(scene.tensors["face.planes"][None], decoder, scene.box_warp)
+    obj = _scene_object(scene) if scene.has_object else None
+    rays = render_rays(face, origins, directions, settings, object_field=obj)
     features = rays.features[0].T.reshape(-1, size, size)
     out = {
         "features": features,

@@ -15,7 +15,7 @@ from innout.bench.memory import peak_bytes
 from innout.eg3d import camera
 from innout.eg3d.configs import architecture
 from innout.eg3d.generator import TriPlaneGenerator
-from innout.eg3d.renderer import draw_uniforms
+from innout.render.settings import draw_uniforms
 
 
 def run_generator_benchmark(name: str = "ffhq512-128", device: str = "cpu", batch: int = 1) -> dict:

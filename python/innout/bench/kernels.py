@@ -161,29 +161,24 @@ def _inputs(op: str, workload: dict, device: torch.device, seed: int) -> dict:
 
 
 def _callables(op: str, inputs: dict) -> tuple[Callable, Callable, bool]:
-    """(innout, reference, differentiable) for one op."""
-    if op == "triplane_sample":
-        return (
-            lambda: ops.triplane_sample(inputs["planes"], inputs["points"]),
-            lambda: reference.triplane_sample(inputs["planes"], inputs["points"]),
-            True,
-        )
-    if op == "importance_sample":
-        n = inputs["uniforms"].shape[-1]
-        return (
-            lambda: ops.importance_sample(
+    """(innout, reference, differentiable) for one op: the same call on both backends."""
+
+    def bound(kernels: ops.Backend) -> Callable:
+        if op == "triplane_sample":
+            return lambda: kernels.triplane_sample(inputs["planes"], inputs["points"])
+        if op == "importance_sample":
+            n = inputs["uniforms"].shape[-1]
+            return lambda: kernels.importance_sample(
                 inputs["depths"], inputs["weights"], n, uniforms=inputs["uniforms"]
-            ),
-            lambda: reference.importance_sample(
-                inputs["depths"], inputs["weights"], inputs["uniforms"]
-            ),
-            False,
-        )
-    names = ["depths", "density_in", "features_in", "density_out", "features_out", "blend"]
-    args = [inputs[k] for k in names if k in inputs]
-    if op == "ray_march":
-        return lambda: ops.ray_march(*args), lambda: reference.ray_march(*args), True
-    return lambda: ops.composite_march(*args), lambda: reference.composite_march(*args), True
+            )
+        names = ["depths", "density_in", "features_in", "density_out", "features_out", "blend"]
+        args = [inputs[k] for k in names if k in inputs]
+        if op == "ray_march":
+            return lambda: kernels.ray_march(*args)
+        return lambda: kernels.composite_march(*args)
+
+    differentiable = op != "importance_sample"
+    return bound(ops.backend("innout")), bound(ops.backend("reference")), differentiable
 
 
 def _shape_text(op: str, workload: dict) -> str:

@@ -14,9 +14,10 @@ import torch
 
 from innout.eg3d import camera
 from innout.eg3d.decoder import OSGDecoder
-from innout.eg3d.renderer import RenderSettings, RenderUniforms, render_rays
+from innout.eg3d.renderer import render_rays
 from innout.eg3d.superresolution import SUPERRESOLUTION_MODULES
 from innout.eg3d.synthesis import Generator as StyleGAN2Backbone
+from innout.render.settings import RenderSettings, RenderUniforms
 
 #: Tri-plane layout: the backbone's 96 channels are 3 planes of 32.
 PLANE_CHANNELS = 32

@@ -69,9 +69,10 @@ class ObjectField(torch.nn.Module):
         points: torch.Tensor,
         frame_index: torch.Tensor,
         box_warp: float,
-        backend: str = "innout",
+        kernels: ops.Backend | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The field at world points [B, P, 3] of frames `frame_index` [B] (see `decode`)."""
-        sample = ops.reference.triplane_sample if backend == "reference" else ops.triplane_sample
-        features = sample(self.planes, points, box_warp)
+        """The field at world points [B, P, 3] of frames `frame_index` [B] (see `decode`), its
+        planes sampled with `kernels` (default: innout's ops)."""
+        kernels = kernels or ops.backend("innout")
+        features = kernels.triplane_sample(self.planes, points, box_warp)
         return self.decode(features, self.codes[frame_index])

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from innout.ops._uniforms import resolve_uniforms
+
 #: EG3D's floor on each interval's transmittance factor (1 - alpha + 1e-10).
 TRANSMITTANCE_FLOOR = 1e-10
 #: Added to the smoothed coarse weights before importance sampling (EG3D).
@@ -151,39 +153,64 @@ def composite_march(
 
 
 def stratified_sample(
-    near: torch.Tensor, far: torch.Tensor, num_samples: int, uniforms: torch.Tensor | None = None
+    near: torch.Tensor,
+    far: torch.Tensor,
+    num_samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
+    deterministic: bool = False,
 ) -> torch.Tensor:
-    """EG3D's stratified coarse depths.
+    """EG3D's stratified coarse depths (the signature of :func:`innout.ops.stratified_sample`).
 
     Args:
         near, far: [B, R] depth range of each ray.
         num_samples: K.
-        uniforms: [B, R, K] jitter in [0, 1), or None for un-jittered depths.
+        generator: the torch.Generator the jitter is drawn from (float32, shape [B, R, K]).
+        uniforms: [B, R, K] jitter in [0, 1) to use instead of drawing.
+        deterministic: no jitter (u = 0).
 
     Returns:
         [B, R, K] depths near + (k + u_k) (far - near) / (K - 1).
     """
+    shape = (near.shape[0], near.shape[1], num_samples)
+    u = resolve_uniforms("stratified_sample", shape, near, uniforms, generator, deterministic, None)
     steps = torch.linspace(0, 1, num_samples, dtype=near.dtype, device=near.device)
     span = (far - near).unsqueeze(-1)
     depths = near.unsqueeze(-1) + steps * span
-    if uniforms is not None:
-        depths = depths + uniforms * span / (num_samples - 1)
+    if u is not None:
+        depths = depths + u * span / (num_samples - 1)
     return depths
 
 
 def importance_sample(
-    depths: torch.Tensor, weights: torch.Tensor, uniforms: torch.Tensor
+    depths: torch.Tensor,
+    weights: torch.Tensor,
+    num_importance: int,
+    *,
+    generator: torch.Generator | None = None,
+    uniforms: torch.Tensor | None = None,
+    deterministic: bool = False,
 ) -> torch.Tensor:
-    """EG3D's sample_importance + sample_pdf.
+    """EG3D's sample_importance + sample_pdf (signature of :func:`innout.ops.importance_sample`).
 
     Args:
         depths: [B, R, K] coarse depths (K >= 4).
-        weights: [B, R, K-1] coarse weights from the marcher.
-        uniforms: [B, R, N] in [0, 1] (torch.rand, or linspace(0, 1, N) for deterministic sampling).
+        weights: [B, R, K-1] coarse weights from the marcher (not differentiated).
+        num_importance: N, fine samples per ray.
+        generator: the torch.Generator the uniforms are drawn from (float32, shape [B, R, N]).
+        uniforms: [B, R, N] uniforms in [0, 1] to use instead of drawing.
+        deterministic: linspace(0, 1, N) for every ray (EG3D's det=True).
 
     Returns:
         [B, R, N] fine depths (unsorted).
     """
+    shape = (depths.shape[0], depths.shape[1], num_importance)
+    spread = torch.linspace(0, 1, num_importance, dtype=depths.dtype, device=depths.device)
+    uniforms = resolve_uniforms(
+        "importance_sample", shape, depths, uniforms, generator, deterministic, spread
+    )
+    depths, weights = depths.detach(), weights.detach()
     batch, rays, samples = depths.shape
     flat_weights = weights.reshape(batch * rays, 1, samples - 1)
     smoothed = F.max_pool1d(flat_weights, 2, 1, padding=1)

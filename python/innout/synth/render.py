@@ -7,10 +7,10 @@ A field is any callable points [P, 3] -> (sigma [P] density per world unit >= 0,
 share of the accumulated weight. Objects have exactly zero density outside their support, which
 makes the full render *bitwise* equal to the head-only render on rays that never meet the object.
 
-Sampling (128 per ray by default): `coarse_samples` evenly spaced depths over [near, far] (no
-jitter) plus `fine_samples` importance depths from the coarse weights with linspace uniforms
-(`deterministic=True`), merged and sorted (the coarse evaluations are reused): the same arguments
-always give the same image.
+Sampling (128 per ray by default) is innout's ray pipeline (:mod:`innout.render.pipeline`),
+deterministic: `coarse_samples` evenly spaced depths over [near, far] (no jitter) plus
+`fine_samples` importance depths from the coarse weights with linspace uniforms, merged and sorted
+(the coarse evaluations are reused): the same arguments always give the same image.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 
 from innout import ops
 from innout.eg3d import camera
+from innout.render import pipeline
+from innout.render.settings import RenderSettings
 
 Field = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -78,12 +80,29 @@ def scene_field(head: Field, obj: Field | None) -> Callable:
     return field
 
 
-def _evaluate(field: Callable, origins, directions, depths):
-    """Field at depths [1, M, K] of the rays: raw density [1, M, K], features [1, M, K, C]."""
-    points = origins.unsqueeze(2) + directions.unsqueeze(2) * depths.unsqueeze(-1)
-    sigma, features = field(points.reshape(-1, 3))
-    m, k = depths.shape[1], depths.shape[2]
-    return raw_density(sigma).reshape(1, m, k), features.reshape(1, m, k, -1)
+def _pipeline_field(field: Callable) -> pipeline.Field:
+    """A scene field as a pipeline field: raw density (see `raw_density`) and its features."""
+
+    def evaluate(points: torch.Tensor, kernels: ops.Backend) -> pipeline.FieldSamples:
+        sigma, features = field(points.reshape(-1, 3))
+        batch, count, _ = points.shape
+        return pipeline.FieldSamples(
+            raw_density(sigma).reshape(batch, count), features.reshape(batch, count, -1)
+        )
+
+    return evaluate
+
+
+def pipeline_settings(settings: SynthRenderSettings) -> RenderSettings:
+    """The ray pipeline's settings for rendering the world: deterministic, coarse + fine."""
+    return RenderSettings(
+        depth_resolution=settings.coarse_samples,
+        depth_resolution_importance=settings.fine_samples,
+        ray_start=settings.near,
+        ray_end=settings.far,
+        deterministic=True,
+        chunk_rays=settings.chunk_rays,
+    )
 
 
 @torch.no_grad()
@@ -99,28 +118,10 @@ def render_rays(
     whole images (:func:`render_field`) and for the random rays of training.
     """
     settings = settings or SynthRenderSettings()
-    outs = []
-    for start in range(0, origins.shape[0], settings.chunk_rays):
-        o = origins[None, start : start + settings.chunk_rays]
-        d = directions[None, start : start + settings.chunk_rays]
-        near = torch.full(o.shape[:2], settings.near)
-        far = torch.full(o.shape[:2], settings.far)
-        coarse = ops.stratified_sample(near, far, settings.coarse_samples, deterministic=True)
-        raw, features = _evaluate(field, o, d, coarse)
-        depths = coarse
-        if settings.fine_samples > 0:
-            _, _, weights = ops.ray_march(coarse, raw, features.contiguous())
-            fine = ops.importance_sample(coarse, weights, settings.fine_samples, deterministic=True)
-            raw_f, features_f = _evaluate(field, o, d, fine)
-            # Merge: the coarse evaluations are reused, only the fine depths are new.
-            depths, order = torch.sort(torch.cat([coarse, fine], -1), -1)
-            raw = torch.gather(torch.cat([raw, raw_f], -1), -1, order)
-            features = torch.cat([features, features_f], -2)
-            index = order.unsqueeze(-1).expand(*order.shape, features.shape[-1])
-            features = torch.gather(features, -2, index)
-        composite, depth, _ = ops.ray_march(depths.contiguous(), raw, features.contiguous())
-        outs.append(torch.cat([composite[0], depth[0].unsqueeze(-1)], -1))
-    return torch.cat(outs)
+    rays = pipeline.render_rays(
+        _pipeline_field(field), origins[None], directions[None], pipeline_settings(settings)
+    )
+    return torch.cat([rays.features[0], rays.depth[0].unsqueeze(-1)], -1)
 
 
 @torch.no_grad()
