@@ -14,9 +14,11 @@ import pytest
 import torch
 from innout.eg3d.checkpoint import CheckpointError, generator_state, write_converted
 from innout.eg3d.loading import load_generator
+from innout.metrics import psnr_from_mse as psnr
 from innout.tiny import bundle
 from innout.tiny.directions import SHIPPED_DIRECTIONS, load_tiny_direction, measure_direction
-from innout.tiny.train import TrainConfig, build_tiny, psnr, sample_heads, train_tiny
+from innout.tiny.heads import sample_heads
+from innout.tiny.train import TrainConfig, build_tiny, train_tiny
 
 SMOKE = dict(
     field_steps=20,

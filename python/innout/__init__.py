@@ -12,6 +12,7 @@ from innout import ops, preprocess
 from innout.eg3d.loading import load_generator
 from innout.info import build_info
 from innout.invert import invert
+from innout.tiny import bundle as _tiny_bundle  # noqa: F401 - registers the network "tiny"
 
 try:
     __version__ = _package_version("innout")

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from innout.eg3d import camera
 from innout.eg3d.generator import TriPlaneGenerator
+from innout.eg3d.mapping import latent
 from innout.media import depth_to_uint8, to_uint8, write_png, write_video
 
 
@@ -28,11 +29,6 @@ def parse_seeds(text: str) -> list[int]:
             raise ValueError(f"seed range {part!r} runs backwards")
         seeds.extend(range(first, last + 1))
     return seeds
-
-
-def latent(seed: int, z_dim: int) -> torch.Tensor:
-    """[1, z_dim] z of a seed, drawn as EG3D's scripts draw it (numpy RandomState, float64)."""
-    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
 
 
 def orbit_cameras(generator: TriPlaneGenerator, frames: int, focal: float) -> torch.Tensor:

@@ -44,6 +44,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> 
     return 10 * torch.log10(4.0 / mse(a, b, mask))
 
 
+def psnr_from_mse(mse: float | torch.Tensor) -> float:
+    """PSNR in dB of a mean squared error between images in [-1, 1] (peak-to-peak 2)."""
+    return float(10 * torch.log10(4.0 / torch.as_tensor(mse, dtype=torch.float64)))
+
+
 def _gaussian_window(channels: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     offsets = torch.arange(SSIM_WINDOW, dtype=dtype, device=device) - (SSIM_WINDOW - 1) / 2
     profile = torch.exp(-offsets.square() / (2 * SSIM_SIGMA**2))

@@ -9,21 +9,18 @@ tri-plane points lie along the rays of a frontal camera, as in rendering.
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
-from innout import ops
+from innout import atomic, ops
 from innout.bench.memory import peak_bytes
 from innout.info import build_info
 from innout.ops import reference
+from innout.provenance import device_name, source_commit
 
 WORKLOADS = {
     "eg3d": {"rays": 128 * 128, "samples": 96, "channels": 32, "plane_size": 256},
@@ -219,27 +216,6 @@ def benchmark_op(op: str, workload_name: str, device: torch.device, repeats: int
     )
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip()
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
 def run_kernel_benchmarks(
     workload: str = "eg3d", device: str = "cpu", repeats: int = 3, ops: list[str] | None = None
 ) -> dict:
@@ -256,8 +232,8 @@ def run_kernel_benchmarks(
     return {
         "workload": workload,
         "device": device,
-        "machine": _machine(torch_device),
-        "commit": _git_commit(),
+        "machine": device_name(torch_device),
+        "commit": source_commit() or "unknown",
         "repeats": repeats,
         "build": build_info(),
         "results": results,
@@ -302,11 +278,7 @@ def format_table(report: dict) -> str:
 
 def write_json_payload(payload: dict, path: str) -> None:
     """Writes a JSON report atomically (temporary file + rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    temporary.replace(target)
+    atomic.write_json(path, payload, indent=2)
 
 
 def write_json(report: dict, path: str) -> None:

@@ -27,9 +27,7 @@ import dataclasses
 import itertools
 import json
 import math
-import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ import torch
 
 from innout.bench.kernels import write_json_payload
 from innout.invert.settings import METHODS, PRESETS, InversionSettings, preset
+from innout.provenance import provenance
 
 #: Methods that have an object field, hence an object to remove (the default suite leaves out
 #: "innout-auto", whose composite stage doubles the time; name it in `methods` to run it).
@@ -252,40 +251,6 @@ def _write_panels(path: Path, panels: dict[str, torch.Tensor], fps: float) -> No
     write_video(path, frames, fps=fps)
 
 
-def _source_commit() -> str | None:
-    """The git commit of the innout sources when they are a checkout (else None)."""
-    folder = Path(__file__).resolve().parent
-    try:
-
-        def git(*arguments: str) -> str:
-            return subprocess.run(["git", "-C", str(folder), *arguments], check=True,
-                                  capture_output=True, text=True, timeout=10).stdout  # fmt: skip
-
-        commit = git("rev-parse", "HEAD").strip()
-        dirty = git("status", "--porcelain", "--", ".")
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("+modified" if dirty.strip() else "")
-
-
-def environment_record() -> dict:
-    """Versions, commit and machine of a report."""
-    import os
-
-    import innout
-
-    return {
-        "innout": innout.__version__,
-        "commit": _source_commit(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
-        "processor": platform.processor() or None,
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 def run_pair(
     suite: QualitySuite,
     video: tuple[int, str, int],
@@ -390,7 +355,7 @@ def _measure_again(record, suite, clip_dir, run_dir, out, lpips, device) -> dict
 
 
 def result_stage_seconds(run_dir: Path) -> dict[str, float]:
-    from innout.invert.run import MANIFEST
+    from innout.invert.run_folder import MANIFEST
 
     manifest = run_dir / MANIFEST
     if not manifest.is_file():
@@ -433,7 +398,7 @@ def run_quality_benchmark(
         "format": REPORT_FORMAT,
         "out": str(out.resolve()),
         "suite": suite.record(),
-        "environment": environment_record(),
+        "environment": provenance(),
         "lpips": lpips is not None,
         "seconds": round(time.perf_counter() - started, 1),
         "pairs": pairs,

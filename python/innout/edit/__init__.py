@@ -1,5 +1,5 @@
 """Editing latents: attribute directions and how far to move along them."""
 
-from innout.edit.directions import Direction, fit_direction, load_direction
+from innout.eg3d.directions import Direction, fit_direction, load_direction
 
 __all__ = ["Direction", "fit_direction", "load_direction"]

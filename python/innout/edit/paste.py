@@ -32,8 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-#: Version of the transforms.json layout this module reads.
-TRANSFORMS_VERSION = 1
+from innout.preprocess.output import TRANSFORMS_VERSION
+
 #: A pixel counts as changed by an edit when a channel moved by more than this ([-1, 1] units).
 CHANGE_THRESHOLD = 0.03
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from innout.edit.directions import Direction, load_direction
 from innout.eg3d import camera
+from innout.eg3d.directions import Direction, load_direction
 
 #: The research code's causal filter on w_t (frames t-2, t-1, t) and innout's centred variant.
 SMOOTHING = {

@@ -19,7 +19,7 @@ from innout.eg3d.checkpoint import (
     recorded_tree_to_state,
 )
 from innout.eg3d.generator import TriPlaneGenerator
-from innout.tiny.bundle import TINY_NETWORK, weights_path
+from innout.eg3d.networks import network_file
 
 #: Persistent classes a checkpoint may name for its generator, by short class name.
 GENERATOR_CLASSES = {"TriPlaneGenerator": TriPlaneGenerator}
@@ -35,20 +35,18 @@ def load_generator(
 
     Args:
         network: path to an official EG3D .pkl or to a .safetensors file written by
-            `innout convert`, or "tiny" for the bundled innout-tiny model (a local file named
-            tiny is "./tiny").
+            `innout convert`, or a registered name (:mod:`innout.eg3d.networks`) such as "tiny"
+            for the bundled innout-tiny model (a local file named tiny is "./tiny").
         device: where to put the generator.
         key: which network of a .pkl snapshot ("G_ema", or "G").
 
     Raises:
         CheckpointError: a missing, corrupt, unsafe or incompatible file (the message says what).
     """
-    path = Path(network)
-    if str(network) == TINY_NETWORK:  # a local file of that name: pass "./tiny"
-        try:
-            path = weights_path()
-        except FileNotFoundError as error:
-            raise CheckpointError(str(error)) from None
+    try:
+        path = network_file(network)
+    except FileNotFoundError as error:
+        raise CheckpointError(str(error)) from None
     if not path.is_file():
         raise CheckpointError(f"network file not found: {path}")
     if path.suffix == ".safetensors":

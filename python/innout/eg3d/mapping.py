@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from innout.eg3d.layers import FullyConnectedLayer, normalize_2nd_moment
@@ -116,3 +117,8 @@ class MappingNetwork(torch.nn.Module):
             f"z_dim={self.z_dim:d}, c_dim={self.c_dim:d}, w_dim={self.w_dim:d}, "
             f"num_ws={self.num_ws}"
         )
+
+
+def latent(seed: int, z_dim: int) -> torch.Tensor:
+    """[1, z_dim] z of a seed, drawn as EG3D's scripts draw it (numpy RandomState, float64)."""
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()

@@ -16,7 +16,6 @@ stops with `DivergedError` and writes no result.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-CHECKPOINT_FORMAT = 1
+from innout.invert.run_folder import save_checkpoint
 
 
 class DivergedError(RuntimeError):
@@ -74,27 +73,6 @@ def steps_for_epochs(epochs: int, frames: int, batch: int) -> int:
 
 def _finite(values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values)
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Atomic write (temporary file, fsync, rename)."""
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with temporary.open("wb") as file:
-            torch.save({**payload, "format": CHECKPOINT_FORMAT}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def load_checkpoint(path: Path) -> dict:
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an innout inversion checkpoint (format "
-                         f"{CHECKPOINT_FORMAT})")  # fmt: skip
-    return data
 
 
 class Engine:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import torch
 
+from innout import atomic
 from innout.eg3d.generator import TriPlaneGenerator
+from innout.invert import run_folder
 from innout.invert.settings import InversionSettings
 from innout.invert.state import FrameRender, InversionState, render_frames
 
@@ -126,45 +128,31 @@ class InversionResult:
 
     def save_tensors(self, folder: Path) -> list[str]:
         """Writes the result's tensors as safetensors files; returns their names."""
-        from safetensors.torch import save_file
-
-        def write(name: str, tensors: dict) -> None:
-            temporary = folder / f".{name}.tmp"
-            contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-            save_file(contiguous, str(temporary))
-            temporary.replace(folder / name)
-
-        written = ["latents.safetensors"]
-        write("latents.safetensors", {"ws": self.latents, "cameras": self.cameras})
+        written = {run_folder.LATENTS: {"ws": self.latents, "cameras": self.cameras}}
         if self.state.object is not None:
-            write("object.safetensors", self.state.object.state_dict())
-            write("superresolution.safetensors", self.state.superresolution.state_dict())
-            written += ["object.safetensors", "superresolution.safetensors"]
+            written[run_folder.OBJECT] = self.state.object.state_dict()
+            written[run_folder.SUPERRESOLUTION] = self.state.superresolution.state_dict()
         if self.state.generator is not None:
-            write("generator.safetensors", self.state.generator.state_dict())
-            written.append("generator.safetensors")
-        return written
+            written[run_folder.GENERATOR] = self.state.generator.state_dict()
+        for name, tensors in written.items():
+            run_folder.write_tensors(folder, name, tensors)
+        return list(written)
 
     @classmethod
     def load(cls, folder: str | Path, device: str | torch.device | None = None) -> InversionResult:
         """Loads a completed run folder (the network is read from the path its manifest names)."""
 
         from innout.eg3d.loading import load_generator
+        from innout.eg3d.networks import named_networks
         from innout.invert.clip import InputError
-        from innout.invert.run import MANIFEST
 
         folder = Path(folder)
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            raise InputError(f"{folder}: not a run folder (no {MANIFEST})")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("status") != "complete":
-            raise InputError(f"{folder}: the run did not complete (resume it first)")
+        manifest = run_folder.read_manifest(folder, complete=True)
         network = manifest["network"]
         if "path" not in network:
             raise InputError(f"{folder}: the run used an in-memory generator; load it with "
                              "InversionResult.load_with(generator, folder)")  # fmt: skip
-        name = network["name"] if network["name"] == "tiny" else network["path"]
+        name = network["name"] if network["name"] in named_networks() else network["path"]
         generator = load_generator(name)
         return cls.load_with(generator, folder, device)
 
@@ -178,32 +166,30 @@ class InversionResult:
         """Loads a run folder's tensors for `generator`."""
         from safetensors.torch import load_file
 
-        from innout.invert.run import MANIFEST
-
         folder = Path(folder)
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = run_folder.read_manifest(folder)
         settings = InversionSettings(**manifest["settings"])
         method = manifest["method"]
         device = torch.device(device or "cpu")
         generator = generator.to(device).eval().requires_grad_(False)
-        latents = load_file(str(folder / "latents.safetensors"))
+        latents = load_file(str(folder / run_folder.LATENTS))
         frames = latents["ws"].shape[0]
         state = InversionState(generator, method, frames, settings.object_plane_resolution,
                                settings.seed)  # fmt: skip
         state.ws.data.copy_(latents["ws"])
         if state.object is not None:
-            state.object.load_state_dict(load_file(str(folder / "object.safetensors")))
+            state.object.load_state_dict(load_file(str(folder / run_folder.OBJECT)))
             state.superresolution.load_state_dict(
-                load_file(str(folder / "superresolution.safetensors"))
+                load_file(str(folder / run_folder.SUPERRESOLUTION))
             )
         if state.generator is not None:
-            state.generator.load_state_dict(load_file(str(folder / "generator.safetensors")))
+            state.generator.load_state_dict(load_file(str(folder / run_folder.GENERATOR)))
         state = state.to(device).requires_grad_(False)
         result = cls(generator, state, latents["cameras"].to(device), method, settings)
         result.folder = folder
         result.network_name = manifest["network"]["name"]
         result.fps = manifest["input"]["fps"]
-        history_path = folder / "history.json"
+        history_path = folder / run_folder.HISTORY
         if history_path.is_file():
             result.history = json.loads(history_path.read_text())
         return result
@@ -238,13 +224,14 @@ def reconstruction_metrics(result: InversionResult, targets) -> dict:
 
 def write_outputs(result, clip, targets, folder: Path, manifest: dict, progress: bool) -> None:
     """Tensors, history, loss curves, preview video and the completed manifest."""
-    from innout.invert.run import MANIFEST, _sha256, _write_json
     from innout.media import to_uint8, write_video
     from innout.plot import plot_histories
 
     files = result.save_tensors(folder)
-    _write_json(folder / "history.json", result.history)
-    plot_histories(result.history, folder / "losses.png", title=f"innout invert - {result.method}")
+    atomic.write_json(folder / run_folder.HISTORY, result.history)
+    plot_histories(
+        result.history, folder / run_folder.LOSSES, title=f"innout invert - {result.method}"
+    )
     size = targets.image.shape[-1]
     panels = []
     for index, render in result.render():
@@ -252,8 +239,8 @@ def write_outputs(result, clip, targets, folder: Path, manifest: dict, progress:
         for k, t in enumerate(index.tolist()):
             row = torch.cat([targets.image[t], render.image[k].clamp(-1, 1), layer[k]], dim=-1)
             panels.append(to_uint8(row))
-    write_video(folder / "preview.mp4", panels, fps=clip.fps)
+    write_video(folder / run_folder.PREVIEW, panels, fps=clip.fps)
     manifest["metrics"] = reconstruction_metrics(result, targets)
-    manifest["files"] = {name: _sha256(folder / name) for name in files}
+    manifest["files"] = run_folder.checksums(folder, files)
     manifest["status"] = "complete"
-    _write_json(folder / MANIFEST, manifest)
+    run_folder.write_manifest(folder, manifest)

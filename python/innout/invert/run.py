@@ -1,43 +1,25 @@
-"""`innout.invert`: runs a method on a clip and writes a run folder that can be rendered and
-edited later without inverting again.
-
-Run folder::
-
-    run.json                 manifest: versions, machine, input, method, settings, timings, metrics
-    latents.safetensors      face latents ws [T, num_ws, w_dim] and cameras [T, 25]
-    object.safetensors       object tri-plane, decoder and frame codes (In-N-Out methods)
-    superresolution.safetensors   fine-tuned super-resolution (In-N-Out methods)
-    generator.safetensors    fine-tuned generator weights ("pti")
-    history.json, losses.png per-step losses of every stage, and their curves
-    preview.mp4              input | reconstruction | object layer
-    checkpoint.pt            while running (removed when the run completes)
-"""
+"""`innout.invert`: runs a method on a clip and writes a run folder (its layout:
+:mod:`innout.invert.run_folder`) that can be rendered and edited later without inverting again."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
-import platform
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
+from innout import atomic
 from innout.eg3d.generator import TriPlaneGenerator
-from innout.invert import stages
+from innout.eg3d.networks import network_file
+from innout.invert import run_folder, stages
 from innout.invert.clip import Clip, InputError, load_clip
-from innout.invert.engine import Engine, load_checkpoint
+from innout.invert.engine import Engine
 from innout.invert.losses import resize
 from innout.invert.settings import METHODS, InversionSettings, preset
 from innout.invert.state import COMPOSITE_METHODS, InversionState
 from innout.lpips import PerceptualLoss
-
-MANIFEST = "run.json"
-CHECKPOINT = "checkpoint.pt"
-MANIFEST_FORMAT = 1
+from innout.provenance import provenance
 
 
 def stage_names(method: str) -> list[str]:
@@ -49,39 +31,11 @@ def stage_names(method: str) -> list[str]:
     return ["latent"]
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(payload, indent=1))
-    temporary.replace(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _versions() -> dict:
-    import innout
-
-    return {
-        "innout": innout.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs",
-        "threads": torch.get_num_threads(),
-    }
-
-
 def _network_record(network) -> dict:
     if isinstance(network, TriPlaneGenerator):
         return {"name": "<in-memory generator>"}
-    from innout.tiny.bundle import TINY_NETWORK, weights_path
-
-    path = weights_path() if str(network) == TINY_NETWORK else Path(network)
-    return {"name": str(network), "path": str(path), "sha256": _sha256(path)}
+    path = network_file(network)
+    return {"name": str(network), "path": str(path), "sha256": atomic.sha256_of(path)}
 
 
 def prepare_targets(
@@ -101,18 +55,6 @@ def prepare_targets(
         cameras=clip.cameras.to(device),
         masks_raw=masks_raw,
     )
-
-
-def _check_run_folder(out: Path, resume: bool, force: bool) -> None:
-    if resume and force:
-        raise InputError("resume and force exclude each other")
-    if resume:
-        if not (out / MANIFEST).is_file():
-            raise InputError(f"{out}: nothing to resume (no {MANIFEST})")
-        return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise InputError(f"{out}: the run folder already exists; pass resume to continue it or "
-                         "force to replace it")  # fmt: skip
 
 
 def invert(
@@ -159,7 +101,7 @@ def invert(
     out_path = Path(out) if out is not None else None
     manifest = None
     if out_path is not None:
-        _check_run_folder(out_path, resume, force)
+        run_folder.check_run_folder(out_path, resume, force)
     elif resume:
         raise InputError("resume needs the run folder (out)")
     if settings is None:
@@ -167,7 +109,7 @@ def invert(
     elif overrides:
         settings = dataclasses.replace(settings, **overrides)
     if resume:
-        manifest = json.loads((out_path / MANIFEST).read_text())
+        manifest = run_folder.read_manifest(out_path)
         recorded = InversionSettings(**manifest["settings"])
         if manifest["method"] != method or recorded != settings:
             raise InputError(f"{out_path}: resume with the run's own method and settings "
@@ -193,11 +135,9 @@ def invert(
     if masks_record is None and clip.masks is not None:
         masks_record = "masks/"
     if out_path is not None and not resume:
-        if out_path.exists():
-            shutil.rmtree(out_path)
-        out_path.mkdir(parents=True)
+        run_folder.create_run_folder(out_path)
         manifest = {
-            "format": MANIFEST_FORMAT,
+            "format": run_folder.MANIFEST_FORMAT,
             "status": "running",
             "method": method,
             "preset": preset_name,
@@ -214,27 +154,27 @@ def invert(
                 "extras": clip.extras,
             },
             "perceptual_loss": perceptual.name,
-            "versions": _versions(),
+            "versions": provenance(device),
             "device": str(device),
             "seconds": {},
         }
-        _write_json(out_path / MANIFEST, manifest)
+        run_folder.write_manifest(out_path, manifest)
 
     engine = Engine(
         state,
         settings.seed,
         settings.checkpoint_every,
         settings.max_retries,
-        out_path / CHECKPOINT if out_path is not None else None,
+        out_path / run_folder.CHECKPOINT if out_path is not None else None,
         progress,
     )
     seconds: dict[str, float] = dict(manifest["seconds"]) if manifest else {}
     first_stage, checkpoint = 0, None
     if resume:
-        checkpoint_file = out_path / CHECKPOINT
+        checkpoint_file = out_path / run_folder.CHECKPOINT
         if not checkpoint_file.is_file():
-            raise InputError(f"{out_path}: no {CHECKPOINT} to resume from")
-        checkpoint = load_checkpoint(checkpoint_file)
+            raise InputError(f"{out_path}: no {run_folder.CHECKPOINT} to resume from")
+        checkpoint = run_folder.load_checkpoint(checkpoint_file)
         state.load_state_dict(checkpoint["state"])
         engine.history = checkpoint["history"]
         engine.recoveries = checkpoint["recoveries"]
@@ -266,7 +206,7 @@ def invert(
         manifest["seconds"] = seconds
         manifest["recoveries"] = engine.recoveries
         write_outputs(result, clip, targets, out_path, manifest, progress)
-        (out_path / CHECKPOINT).unlink(missing_ok=True)
+        (out_path / run_folder.CHECKPOINT).unlink(missing_ok=True)
         result.folder = out_path
     return result
 

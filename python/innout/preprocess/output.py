@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from innout.edit.paste import TRANSFORMS_VERSION
 from innout.media import write_png
 from innout.preprocess.track import flagged_ranges
+
+#: Version of the transforms.json layout (written here, read by innout.edit.paste).
+TRANSFORMS_VERSION = 1
 
 
 def write_preprocessed(

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from innout.eg3d import camera
-from innout.generate import latent
+from innout.eg3d.mapping import latent
 from innout.synth.head import HeadField, HeadParams, params_from_z
 from innout.synth.objects import OBJECT_KINDS, ObjectField, make_object
 from innout.synth.render import SynthRenderSettings, render

@@ -12,6 +12,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from innout.eg3d.networks import register_network
+
 #: The name `load_generator` and `--network` accept for the bundled model.
 TINY_NETWORK = "tiny"
 WEIGHTS_FILE = "innout-tiny.safetensors"
@@ -50,3 +52,6 @@ def direction_path(name: str) -> Path:
         known = ", ".join(direction_names()) or "none"
         raise ValueError(f"innout-tiny has no direction {name!r}; bundled: {known}")
     return path
+
+
+register_network(TINY_NETWORK, weights_path, "innout-tiny, bundled: EG3D at 64^2 (128^2 after SR)")

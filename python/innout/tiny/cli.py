@@ -30,7 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from innout import load_generator
+    from innout.eg3d.loading import load_generator
     from innout.tiny.evaluate import evaluate_heldout
 
     generator = load_generator(args.network)
@@ -40,7 +40,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_directions(args: argparse.Namespace) -> int:
-    from innout import load_generator
+    from innout.eg3d.loading import load_generator
     from innout.tiny.directions import fit_tiny_directions
 
     generator = load_generator(args.network)
@@ -53,8 +53,8 @@ def _cmd_directions(args: argparse.Namespace) -> int:
 def _cmd_measure(args: argparse.Namespace) -> int:
     import torch
 
-    from innout import load_generator
-    from innout.edit import load_direction
+    from innout.eg3d.directions import load_direction
+    from innout.eg3d.loading import load_generator
     from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS
     from innout.synth.render import frontal_camera
     from innout.tiny.bundle import direction_path

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from innout.edit.directions import Direction, fit_direction, load_direction
+from innout.eg3d.directions import Direction, fit_direction, load_direction
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.synth.head import (
     PARAMETER_RANGES,
@@ -34,7 +34,7 @@ from innout.synth.head import (
     z_with_parameter,
 )
 from innout.tiny.bundle import direction_path
-from innout.tiny.train import head_image
+from innout.tiny.heads import head_image
 
 #: The attributes innout-tiny ships directions for.
 SHIPPED_DIRECTIONS = (

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.media import to_uint8, write_png
-from innout.tiny.train import ground_truth_images, psnr, sample_heads
+from innout.metrics import psnr_from_mse
+from innout.tiny.heads import ground_truth_images, sample_heads
 
 #: Seed of the held-out heads (training uses seed, seed + 1 and seed + 2 of its config).
 HELDOUT_SEED = 1_000_003
@@ -51,9 +52,9 @@ def evaluate_heldout(
         upsampled = torch.nn.functional.interpolate(
             raw, size=(out_res, out_res), mode="bilinear", align_corners=False
         )
-        raw_scores.append(psnr((raw - truth_raw).square().mean()))
-        sr_scores.append(psnr((rendered["image"] - truth_out).square().mean()))
-        up_scores.append(psnr((upsampled - truth_out).square().mean()))
+        raw_scores.append(psnr_from_mse((raw - truth_raw).square().mean()))
+        sr_scores.append(psnr_from_mse((rendered["image"] - truth_out).square().mean()))
+        up_scores.append(psnr_from_mse((upsampled - truth_out).square().mean()))
         if images_out is not None:
             row = torch.cat([truth_out[0], upsampled[0], rendered["image"][0]], dim=-1)
             write_png(Path(images_out) / f"heldout_{i:02d}.png", to_uint8(row))

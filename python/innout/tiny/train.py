@@ -27,7 +27,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,20 +35,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from innout import atomic
 from innout.eg3d import camera
 from innout.eg3d.checkpoint import generator_state, write_converted
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.renderer import render_rays
-from innout.synth.head import Z_PARAMETERS, HeadField, HeadParams, params_from_z
-from innout.synth.render import SynthRenderSettings, scene_field
-from innout.synth.render import render as render_head
-from innout.synth.render import render_rays as march_field
+from innout.metrics import psnr_from_mse
+from innout.provenance import provenance
+from innout.synth.head import Z_PARAMETERS
 from innout.tiny.architecture import RAW_RESOLUTION, tiny_init_kwargs
+from innout.tiny.heads import ground_truth_images, ground_truth_rays, sample_heads
 
-#: Camera angles of training views (radians from frontal): a little wider than the videos'
-#: (yaw +-0.35, pitch +-0.2) and the novel views' (yaw 0.45) so that all are in distribution.
-MAX_TRAIN_YAW = 0.55
-MAX_TRAIN_PITCH = 0.3
 #: A sphere around the eyes, nose and mouth (FFHQ frame, world units). Rays passing within it
 #: are the "face rays" that `TrainConfig.face_fraction` over-samples: the features that make a
 #: head recognisable and that edits such as smile and eye_size move are a few raw pixels wide,
@@ -150,50 +146,6 @@ class TrainConfig:
             raise ValueError(
                 f"rays_per_item must be <= {RAW_RESOLUTION**2} (pixels of a raw image)"
             )
-
-
-def sample_heads(
-    count: int, rng: torch.Generator, z_dim: int = 512
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """z [count, z_dim] ~ N(0, I) and camera labels [count, 25] with random yaw and pitch."""
-    z = torch.randn(count, z_dim, generator=rng)
-    yaw = (torch.rand(count, generator=rng) * 2 - 1) * MAX_TRAIN_YAW
-    pitch = (torch.rand(count, generator=rng) * 2 - 1) * MAX_TRAIN_PITCH
-    pose = camera.look_at_cam2world(math.pi / 2 + yaw, math.pi / 2 + pitch)
-    labels = camera.camera_labels(pose, camera.intrinsics(camera.FFHQ_FOCAL).expand(count, 3, 3))
-    return z, labels
-
-
-def ground_truth_rays(
-    z: torch.Tensor, origins: torch.Tensor, directions: torch.Tensor, samples: int
-) -> torch.Tensor:
-    """Analytic render of head p(z_i) along rays [N, M, 3]: [N, M, 4] = RGB in [-1, 1], depth."""
-    settings = SynthRenderSettings(coarse_samples=samples, fine_samples=samples)
-    out = []
-    for i in range(z.shape[0]):
-        field = scene_field(HeadField(params_from_z(z[i])), None)
-        marched = march_field(field, origins[i], directions[i], settings)
-        out.append(torch.cat([marched[:, :3], marched[:, -1:]], -1))
-    return torch.stack(out)
-
-
-def head_image(
-    params: HeadParams, cameras: torch.Tensor, resolution: int, samples: int
-) -> torch.Tensor:
-    """Analytic render [3, R, R] in [-1, 1] of one head from one camera label."""
-    settings = SynthRenderSettings(
-        resolution=resolution, coarse_samples=samples, fine_samples=samples
-    )
-    return render_head(HeadField(params), cameras, settings=settings).image
-
-
-def ground_truth_images(
-    z: torch.Tensor, labels: torch.Tensor, resolution: int, samples: int
-) -> torch.Tensor:
-    """Analytic renders [N, 3, R, R] in [-1, 1] of heads p(z_i) from cameras labels[i]."""
-    return torch.stack(
-        [head_image(params_from_z(z[i]), labels[i], resolution, samples) for i in range(z.shape[0])]
-    )
 
 
 def build_tiny(seed: int) -> TriPlaneGenerator:
@@ -336,11 +288,6 @@ def _field_step(
     }
 
 
-def psnr(mse: float | torch.Tensor) -> float:
-    """PSNR in dB of a mean squared error between images in [-1, 1] (peak-to-peak 2)."""
-    return float(10 * torch.log10(4.0 / torch.as_tensor(mse, dtype=torch.float64)))
-
-
 class _Log:
     """Appends JSON lines to log.jsonl (flushed, so that a crash loses nothing written)."""
 
@@ -368,16 +315,7 @@ def _drop_log_lines_from(path: Path, step: int) -> None:
             continue
         if record.get("stage") == "field" and record.get("step", step) < step:
             kept.append(line)
-    _write_atomically(path, "".join(line + "\n" for line in kept))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
+    atomic.write_text(path, "".join(line + "\n" for line in kept))
 
 
 #: Version of the state.pt layout (a state of another version is refused, not misread).
@@ -385,12 +323,7 @@ STATE_FORMAT = 1
 
 
 def _save_state(path: Path, state: dict) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as file:
-        torch.save({**state, "format": STATE_FORMAT}, file)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
+    atomic.torch_save(path, {**state, "format": STATE_FORMAT})
 
 
 def train_field(
@@ -433,7 +366,7 @@ def train_field(
         stats = _field_step(generator, config, rng, step)
         optimizer.step()
         _update_ema(ema, generator, min(beta_full, (1 + step) / (10 + step)))
-        bar.set_postfix(loss=f"{stats['loss']:.4f}", psnr=f"{psnr(stats['rgb_mse']):.1f}")
+        bar.set_postfix(loss=f"{stats['loss']:.4f}", psnr=f"{psnr_from_mse(stats['rgb_mse']):.1f}")
         if step % config.log_every == 0 or step == config.field_steps - 1:
             log.write(
                 {
@@ -441,7 +374,7 @@ def train_field(
                     "step": step,
                     "lr": lr,
                     **stats,
-                    "psnr_raw": psnr(stats["rgb_mse"]),
+                    "psnr_raw": psnr_from_mse(stats["rgb_mse"]),
                     "time": time.time(),
                 }
             )
@@ -507,14 +440,14 @@ def train_superresolution(
         loss.backward()
         optimizer.step()
         value = float(loss.detach())
-        bar.set_postfix(loss=f"{value:.4f}", psnr=f"{psnr(value):.1f}")
+        bar.set_postfix(loss=f"{value:.4f}", psnr=f"{psnr_from_mse(value):.1f}")
         if step % config.log_every == 0 or step == config.sr_steps - 1:
             log.write(
                 {
                     "stage": "superresolution",
                     "step": step,
                     "loss": value,
-                    "psnr_sr": psnr(value),
+                    "psnr_sr": psnr_from_mse(value),
                     "time": time.time(),
                 }
             )
@@ -600,14 +533,10 @@ def train_tiny(
             "superresolution_stage": sr_done - field_done,
             "total": time.time() - started,
         },
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": provenance(),
     }
     config_dict, tensors = generator_state(ema, tiny_init_kwargs())
     write_converted(out / "innout-tiny.safetensors", config_dict, tensors)
-    _write_atomically(out / "innout-tiny.json", json.dumps(record, indent=2) + "\n")
+    atomic.write_text(out / "innout-tiny.json", json.dumps(record, indent=2) + "\n")
     state_path.unlink(missing_ok=True)
     return record

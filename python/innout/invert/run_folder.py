@@ -1,0 +1,116 @@
+"""The run folder: what `innout invert` writes, and the only module that knows its layout.
+
+Layout::
+
+    run.json                 manifest: format, status, versions and machine, input, method,
+                             settings, network, timings, metrics, the sha256 of every tensor file
+    latents.safetensors      face latents ws [T, num_ws, w_dim] and cameras [T, 25]
+    object.safetensors       object tri-plane, decoder and frame codes (In-N-Out methods)
+    superresolution.safetensors   fine-tuned super-resolution (In-N-Out methods)
+    generator.safetensors    fine-tuned generator weights ("pti")
+    history.json, losses.png per-step losses of every stage, and their curves
+    preview.mp4              input | reconstruction | object layer
+    checkpoint.pt            while running (removed when the run completes)
+
+Every file is written atomically (:mod:`innout.atomic`); the manifest says "running" until the
+last file is in place, then "complete".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from innout import atomic
+from innout.invert.clip import InputError
+
+MANIFEST = "run.json"
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+LOSSES = "losses.png"
+PREVIEW = "preview.mp4"
+LATENTS = "latents.safetensors"
+OBJECT = "object.safetensors"
+SUPERRESOLUTION = "superresolution.safetensors"
+GENERATOR = "generator.safetensors"
+#: Version of run.json's layout (a manifest of another version is refused, not misread).
+MANIFEST_FORMAT = 1
+#: Version of checkpoint.pt's layout.
+CHECKPOINT_FORMAT = 1
+#: Keys every manifest has.
+MANIFEST_KEYS = ("format", "status", "method", "preset", "settings", "network", "input")
+
+
+def check_run_folder(out: Path, resume: bool, force: bool) -> None:
+    """Refuses a folder a new run (or a resumed one) must not write into."""
+    if resume and force:
+        raise InputError("resume and force exclude each other")
+    if resume:
+        if not (out / MANIFEST).is_file():
+            raise InputError(f"{out}: nothing to resume (no {MANIFEST})")
+        return
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise InputError(f"{out}: the run folder already exists; pass resume to continue it or "
+                         "force to replace it")  # fmt: skip
+
+
+def create_run_folder(out: Path) -> None:
+    """An empty run folder at `out` (replacing what check_run_folder allowed to replace)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    """Writes run.json atomically."""
+    atomic.write_json(folder / MANIFEST, manifest)
+
+
+def read_manifest(folder: str | Path, *, complete: bool = False) -> dict:
+    """run.json of a run folder, checked (InputError naming what is wrong otherwise).
+
+    `complete=True` also requires a finished run."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{folder}: not a run folder (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a JSON manifest ({error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise InputError(f"{path}: manifest format {got!r}, expected {MANIFEST_FORMAT}")
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise InputError(f"{path}: the manifest lacks {', '.join(missing)}")
+    if complete and manifest["status"] != "complete":
+        raise InputError(f"{folder}: the run did not complete (resume it first)")
+    return manifest
+
+
+def write_tensors(folder: Path, name: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Writes one of the run's safetensors files atomically."""
+    atomic.save_tensors(folder / name, tensors)
+
+
+def checksums(folder: Path, names: list[str]) -> dict[str, str]:
+    """{file name: sha256} of the run's files, for the manifest."""
+    return {name: atomic.sha256_of(folder / name) for name in names}
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Writes an inversion checkpoint atomically (tensors and plain values only)."""
+    atomic.torch_save(path, {**payload, "format": CHECKPOINT_FORMAT})
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Reads a checkpoint written by save_checkpoint (never executes code: weights_only)."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not an innout inversion checkpoint (format "
+                         f"{CHECKPOINT_FORMAT})")  # fmt: skip
+    return data
