@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from innout.eg3d import configs
 
-#: Globals that a snapshot written by EG3D contains (EG3D.md section 3.4, numpy 1.x names).
+#: Globals that a snapshot written by EG3D contains (docs/eg3d.md section 3.4, numpy 1.x names).
 OFFICIAL_GLOBALS = frozenset(
     {
         "torch_utils.persistence._reconstruct_persistent_obj",
@@ -500,7 +500,7 @@ def ffhq_rendering_kwargs(sr_module: str = "training.superresolution.Superresolu
 
 
 def generator_kwargs(sr_module: str = "training.superresolution.SuperresolutionHybrid8XDC"):
-    """Small TriPlaneGenerator init kwargs in EG3D's order (EG3D.md section 1.1)."""
+    """Small TriPlaneGenerator init kwargs in EG3D's order (docs/eg3d.md section 1.1)."""
     return dict(
         z_dim=8,
         w_dim=4,

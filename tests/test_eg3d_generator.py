@@ -6,7 +6,7 @@ import pytest
 import torch
 from eg3d_small import small_generator
 from innout.eg3d import camera
-from innout.generate import generate, parse_seeds
+from innout.eg3d.generate import generate, parse_seeds
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of innout.eg3d's StyleGAN2 layers, super-resolution and decoder (EG3D.md §1-2).
+"""Tests of innout.eg3d's StyleGAN2 layers, super-resolution and decoder (docs/eg3d.md §1-2).
 
 Numerical parity with the official EG3D code is checked outside the test suite (it needs NVIDIA's
 code); these tests pin down the structure (parameter names, shapes, counts) and the maths with
@@ -41,7 +41,7 @@ from innout.eg3d.synthesis import (
     ToRGBLayer,
 )
 
-# ffhq512-128 constructor arguments (EG3D.md §1.1).
+# ffhq512-128 constructor arguments (docs/eg3d.md §1.1).
 FFHQ_BACKBONE = dict(
     z_dim=512,
     c_dim=25,
@@ -125,7 +125,7 @@ def test_parameter_counts_ffhq512(ffhq_model: _TriPlaneLike) -> None:
 
 
 def _expected_ffhq_tensors() -> list[tuple[str, list[int]]]:
-    """The ordered list of EG3D.md §1.3: named_parameters() then named_buffers()."""
+    """The ordered list of docs/eg3d.md §1.3: named_parameters() then named_buffers()."""
     params: list[tuple[str, list[int]]] = []
     buffers: list[tuple[str, list[int]]] = [("dataset_label_std", [25])]
 
@@ -304,7 +304,7 @@ def test_setup_filter_and_resampling_wrappers() -> None:
     torch.testing.assert_close(up[..., 2:-2, 2:-2], torch.full_like(up[..., 2:-2, 2:-2], 0.5))
     torch.testing.assert_close(down[..., 1:-1, 1:-1], torch.full_like(down[..., 1:-1, 1:-1], 0.5))
     torch.testing.assert_close(same[..., 2:-2, 2:-2], torch.full_like(same[..., 2:-2, 2:-2], 0.5))
-    # upsample2d with a 4x4 filter is upfirdn2d(up=2, pad=(2,1,2,1), gain=4) (EG3D.md §2.7).
+    # upsample2d with a 4x4 filter is upfirdn2d(up=2, pad=(2,1,2,1), gain=4) (docs/eg3d.md §2.7).
     y = torch.randn(1, 2, 5, 5)
     torch.testing.assert_close(
         upsample2d(y, f), upfirdn2d(y, f, up=2, padding=[2, 1, 2, 1], gain=4)
@@ -477,7 +477,7 @@ def test_synthesis_network_shapes_and_ws_split(small_synthesis: SynthesisNetwork
     img = net(ws, noise_mode="const")
     assert img.shape == (3, 6, 16, 16) and img.dtype == torch.float32
     # Block k reads ws[:, i : i + num_conv + num_torgb] and advances i by num_conv, so each ToRGB
-    # shares its w with the next block's conv0 (EG3D.md §2.4).
+    # shares its w with the next block's conv0 (docs/eg3d.md §2.4).
     x, rgb = net.b4(None, None, ws[:, 0:2], noise_mode="const")
     x, rgb = net.b8(x, rgb, ws[:, 1:4], noise_mode="const")
     x, rgb = net.b16(x, rgb, ws[:, 3:6], noise_mode="const")

@@ -8,6 +8,7 @@ the loss curves and PSNR against the ground truth.
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import shutil
@@ -128,3 +129,21 @@ synthetic world's ground truth:</p>
 <h2>Losses</h2><img src="run/losses.png" style="width:100%">
 </body></html>
 """)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    metrics = run_demo(args.out, frames=args.frames, force=args.force, progress=not args.quiet)
+    print(json.dumps(metrics, indent=1))
+    print(f"open {args.out}/report.html")
+    return 0
+
+
+def add_demo_command(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser(
+        "demo", help="synthetic occluded clip -> In-N-Out inversion -> edit, removal, orbit, report"
+    )
+    demo.add_argument("--out", default="innout-demo", help="output folder (default innout-demo)")
+    demo.add_argument("--frames", type=int, default=4, help="clip length (default 4)")
+    demo.add_argument("--force", action="store_true", help="replace an existing output folder")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(handler=_cmd_demo)

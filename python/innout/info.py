@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from typing import Any
 
 import torch
@@ -48,3 +50,15 @@ def format_build_info(info: dict[str, Any]) -> str:
         f"{info['torch_num_threads']} threads)"
     )
     return "\n".join(lines)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    info = build_info()
+    print(json.dumps(info, indent=2) if args.json else format_build_info(info))
+    return 0
+
+
+def add_info_command(commands: argparse._SubParsersAction) -> None:
+    info = commands.add_parser("info", help="version, compiled backends, devices and threads")
+    info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    info.set_defaults(handler=_cmd_info)

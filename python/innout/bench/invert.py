@@ -1,8 +1,8 @@
 """`innout bench invert`: one In-N-Out composite optimisation step with innout's ops and with the
 reference ops, side by side in one process.
 
-A step of the composite stage (METHOD.md 3.2 step 2) on a batch of frames: the face tri-planes of
-each frame's latents, the composite rendering of the face and object fields on every ray of a
+A step of the composite stage (docs/method.md 3.2 step 2) on a batch of frames: the face tri-planes
+of each frame's latents, the composite rendering of the face and object fields on every ray of a
 `resolution`^2 raw image, super-resolution, every loss, and the backward pass. The frames are
 random images with a random object mask (the cost does not depend on their content).
 """

@@ -1,4 +1,4 @@
-"""`innout bench quality`: the occlusion benchmark of SYNTHETIC.md, against ground truth.
+"""`innout bench quality`: the occlusion benchmark of docs/synthetic-world.md, against ground truth.
 
 A suite is a list of synthetic occluded videos (`innout.synth`), a list of inversion methods and
 one preset. For every (video, method) pair the video is inverted, then rendered four ways and

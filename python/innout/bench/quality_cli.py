@@ -64,14 +64,11 @@ def suite_from_args(args: argparse.Namespace):
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
-    import torch
 
     from innout.bench.kernels import write_json_payload
     from innout.bench.quality import run_quality_benchmark
     from innout.bench.quality_report import format_markdown, write_html
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     suite = suite_from_args(args)
     lpips = None
     if args.lpips_vgg or args.lpips_lin:
@@ -147,6 +144,5 @@ def add_quality_command(bench_commands) -> None:
     quality.add_argument("--lpips-vgg", metavar="FILE", help="local VGG-16 weights for LPIPS")
     quality.add_argument("--lpips-lin", metavar="FILE", help="local LPIPS linear-head weights")
     quality.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    quality.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     quality.add_argument("--quiet", action="store_true", help="no progress bars")
     quality.set_defaults(handler=_cmd_quality)

@@ -24,9 +24,9 @@ METRICS = (
     ("novel_view_psnr", "novel view PSNR", 2),
     ("seconds_per_frame", "s / frame", 1),
 )
-#: The paper's claims as the benchmark checks them (SYNTHETIC.md): innout's reconstruction at
-#: least 3 dB above W+, its edit fidelity above PTI's, and removal restoring the face under the
-#: object to at least 20 dB.
+#: The paper's claims as the benchmark checks them (docs/synthetic-world.md): innout's
+#: reconstruction at least 3 dB above W+, its edit fidelity above PTI's, and removal restoring the
+#: face under the object to at least 20 dB.
 RECONSTRUCTION_MARGIN_DB = 3.0
 REMOVAL_FLOOR_DB = 20.0
 

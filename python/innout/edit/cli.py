@@ -58,8 +58,6 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     from innout.media import to_uint8, write_png, write_video
 
     _check(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     result = InversionResult.load(args.run)
     source, transforms_path = _input_of(result.folder)
     clip = None
@@ -176,7 +174,6 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--paste-feather", type=int, default=16, help="paste mask feather (px)")
     parser.add_argument("--png-frames", default=None, metavar="DIR",
                         help="also write every output frame as DIR/00000.png, ...")  # fmt: skip
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.set_defaults(handler=_cmd_edit)
 
 

@@ -1,4 +1,4 @@
-"""EG3D cameras: 25-float labels, look-at poses and one ray per pixel (METHOD.md section 1).
+"""EG3D cameras: 25-float labels, look-at poses and one ray per pixel (docs/method.md section 1).
 
 A camera label is a row-major 4x4 cam2world matrix (OpenCV camera: +x right, +y down, +z forward)
 followed by the row-major 3x3 intrinsics normalised by the image size.

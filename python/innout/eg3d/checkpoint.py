@@ -217,7 +217,7 @@ def _walk(
     info: dict[str, Any] = {"class_name": record.class_name, "kind": record.kind}
     if record.module_src_sha256 is not None:
         info["module_src_sha256"] = record.module_src_sha256
-    # Public attributes (section 1.4 of EG3D.md): sizes, gains, flags. Underscored entries are
+    # Public attributes (section 1.4 of docs/eg3d.md): sizes, gains, flags. Underscored entries are
     # torch internals, hooks and the persistence bookkeeping.
     info["attributes"] = {
         k: _json_lenient(v) for k, v in state.items() if not k.startswith("_") and k != "training"

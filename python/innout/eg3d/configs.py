@@ -1,4 +1,4 @@
-"""Constructor arguments of the official EG3D generators (EG3D.md sections 1.1 and 2.15).
+"""Constructor arguments of the official EG3D generators (docs/eg3d.md sections 1.1 and 2.15).
 
 Use them to build a generator of an official architecture with random weights (benchmarks, tests)
 or to check a checkpoint's configuration. Real weights come from the checkpoint itself, whose own

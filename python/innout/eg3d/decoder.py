@@ -1,4 +1,4 @@
-"""EG3D's tri-plane feature decoder, ``OSGDecoder`` (EG3D.md §1.2 and §2.11 steps 2-5)."""
+"""EG3D's tri-plane feature decoder, ``OSGDecoder`` (docs/eg3d.md §1.2 and §2.11 steps 2-5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FIR filtering of image batches: ``upfirdn2d`` and its wrappers (EG3D.md §2.6-2.7).
+"""FIR filtering of image batches: ``upfirdn2d`` and its wrappers (docs/eg3d.md §2.6-2.7).
 
 Semantics and elementary torch operations follow the reference (non-CUDA) path of NVIDIA's
 ``upfirdn2d`` op, which is what EG3D runs on CPU, so float32 results match it to rounding.
@@ -94,7 +94,7 @@ def upfirdn2d(
     flip_filter: bool = False,
     gain: float = 1,
 ) -> torch.Tensor:
-    """Upsample, pad, FIR-filter and downsample a batch of images (EG3D.md §2.7).
+    """Upsample, pad, FIR-filter and downsample a batch of images (docs/eg3d.md §2.7).
 
     1. insert ``up - 1`` zeros after every sample (a trailing zero too): H -> H*up;
     2. zero-pad by (x0, x1, y0, y1); negative values crop;

@@ -1,7 +1,7 @@
 """EG3D's TriPlaneGenerator in innout: StyleGAN2 backbone -> tri-planes -> volume rendering -> SR.
 
-The constructor takes the official `init_kwargs` (EG3D.md section 1.1) and creates parameters and
-buffers with the official names, so official checkpoints load with `load_state_dict`. The
+The constructor takes the official `init_kwargs` (docs/eg3d.md section 1.1) and creates parameters
+and buffers with the official names, so official checkpoints load with `load_state_dict`. The
 renderer is innout's (`innout.eg3d.renderer`), on innout's ops, with `backend="reference"` for
 the pure-PyTorch path.
 """
@@ -32,7 +32,7 @@ class TriPlaneGenerator(torch.nn.Module):
         sr_num_fp16_res: SR blocks in float16 on GPU in EG3D; innout computes in float32.
         mapping_kwargs: mapping network options (num_layers).
         rendering_kwargs: EG3D's rendering options (sample counts, depth range, box_warp, SR
-            module name, c_scale, ...; EG3D.md section 2.15).
+            module name, c_scale, ...; docs/eg3d.md section 2.15).
         sr_kwargs: super-resolution options (fused_modconv_default, ...).
         plane_resolution: side of the tri-planes (innout's addition for small models; EG3D
             always uses 256, the default, and official checkpoints never set it).
@@ -211,7 +211,7 @@ class TriPlaneGenerator(torch.nn.Module):
         depth_image = rendered["depth"].reshape(batch, 1, resolution, resolution)
         weight_image = rendered["weight_total"].reshape(batch, 1, resolution, resolution)
         # A view, as in EG3D: the 2X/4X super-resolution adds its first ToRGB output to it in place,
-        # so EG3D's image_raw of those models includes it (EG3D.md section 2.14); inference
+        # so EG3D's image_raw of those models includes it (docs/eg3d.md section 2.14); inference
         # reproduces that. When autograd records, that in-place write would invalidate tensors
         # saved for the backward (EG3D itself cannot train through it), so the SR then gets a copy
         # and image_raw stays the plain rendering. The SR image is the same either way.

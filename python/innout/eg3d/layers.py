@@ -8,7 +8,8 @@ This module holds the stateless operators (``normalize_2nd_moment``, ``bias_act`
 
 The operators follow the semantics of the *reference* (non-CUDA) paths of NVIDIA's ``torch_utils``
 ops, which is what EG3D itself runs on CPU, and they use the same elementary torch operations in
-the same order, so a float32 CPU run reproduces EG3D's numbers to rounding. See EG3D.md §2.3-2.7.
+the same order, so a float32 CPU run reproduces EG3D's numbers to rounding. See docs/eg3d.md
+§2.3-2.7.
 
 The network modules live in :mod:`innout.eg3d.mapping` (``MappingNetwork``) and
 :mod:`innout.eg3d.synthesis` (``SynthesisLayer``, ``ToRGBLayer``, ``SynthesisBlock``,
@@ -113,7 +114,7 @@ def bias_act(
     gain: float | None = None,
     clamp: float | None = None,
 ) -> torch.Tensor:
-    """Bias, activation, gain and clamp, in this order (EG3D.md §2.3).
+    """Bias, activation, gain and clamp, in this order (docs/eg3d.md §2.3).
 
     Args:
         x: input of any shape.
@@ -183,7 +184,7 @@ def conv2d_resample(
     * up=1, down=1: one ``conv2d`` with symmetric zero padding;
     * up>1 with a kxk kernel: strided ``conv_transpose2d`` (the weight is not flipped when
       ``flip_weight`` is False, so the result is a true convolution), then ``upfirdn2d`` with
-      gain up^2 to low-pass the zero-stuffed result (EG3D.md §2.5);
+      gain up^2 to low-pass the zero-stuffed result (docs/eg3d.md §2.5);
     * up>1 with a 1x1 kernel: convolve first, then ``upsample``-style ``upfirdn2d``;
     * down>1: ``upfirdn2d`` (low-pass) first, then a strided or 1x1 convolution.
 
@@ -280,7 +281,7 @@ def modulated_conv2d(
     flip_weight: bool = True,
     fused_modconv: bool = True,
 ) -> torch.Tensor:
-    """StyleGAN2's modulated (and optionally demodulated) convolution, EG3D.md §2.5.
+    """StyleGAN2's modulated (and optionally demodulated) convolution, docs/eg3d.md §2.5.
 
     The per-sample weight is ``weight[o, i] * styles[n, i]``; demodulation rescales each output
     channel by ``rsqrt(sum_{i,kh,kw} w^2 + 1e-8)`` so the output has unit variance again.
@@ -366,7 +367,7 @@ def modulated_conv2d(
 
 
 class FullyConnectedLayer(torch.nn.Module):
-    """Dense layer with equalised learning rate (EG3D.md §2.3).
+    """Dense layer with equalised learning rate (docs/eg3d.md §2.3).
 
     The stored weight is ``randn / lr_multiplier``; at run time it is scaled by
     ``lr_multiplier / sqrt(in_features)`` and the bias by ``lr_multiplier``, so the effective

@@ -1,4 +1,4 @@
-"""StyleGAN2 mapping network z, c -> w as EG3D uses it (EG3D.md §1.2 and §2.2)."""
+"""StyleGAN2 mapping network z, c -> w as EG3D uses it (docs/eg3d.md §1.2 and §2.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EG3D's super-resolution networks (EG3D.md §1.2 table and §2.14).
+"""EG3D's super-resolution networks (docs/eg3d.md §1.2 table and §2.14).
 
 Each module turns the neural rendering (``rgb`` [N, 3, R, R] and the 32-channel feature image
 ``x`` [N, 32, R, R]) into the final image with two StyleGAN2 synthesis blocks, both conditioned on
@@ -127,7 +127,7 @@ class _SuperresolutionBase(torch.nn.Module):
         self, rgb: torch.Tensor, x: torch.Tensor, ws: torch.Tensor, **block_kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """block0 alone (inputs as `forward`): its features and skip image. Split out so that
-        video editing can filter them over time between the two blocks (METHOD.md 3.3)."""
+        video editing can filter them over time between the two blocks (docs/method.md 3.3)."""
         size = x.shape[-1]
         wrong_size = (
             size < self.input_resolution

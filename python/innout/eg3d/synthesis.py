@@ -1,4 +1,4 @@
-"""StyleGAN2 synthesis network and generator as EG3D uses them (EG3D.md §1.2-1.3, §2.4-2.5).
+"""StyleGAN2 synthesis network and generator as EG3D uses them (docs/eg3d.md §1.2-1.3, §2.4-2.5).
 
 innout computes in the dtype of the module's parameters (float32 unless the module was converted
 with ``.double()``). ``use_fp16`` and ``fp16_channels_last`` are accepted and stored but do not
@@ -29,7 +29,7 @@ FusedModconv = Union[bool, str, None]
 
 
 class SynthesisLayer(torch.nn.Module):
-    """Modulated 3x3 convolution + noise + bias + lrelu (EG3D.md §2.5).
+    """Modulated 3x3 convolution + noise + bias + lrelu (docs/eg3d.md §2.5).
 
     Registration order (as in EG3D): buffer ``resample_filter`` [4,4], child ``affine``
     (FC w_dim -> in_channels, bias 1), ``weight`` [out, in, k, k], buffer ``noise_const``
@@ -137,7 +137,7 @@ class SynthesisLayer(torch.nn.Module):
 
 
 class ToRGBLayer(torch.nn.Module):
-    """1x1 modulated convolution without demodulation, plus bias (EG3D.md §2.5).
+    """1x1 modulated convolution without demodulation, plus bias (docs/eg3d.md §2.5).
 
     Parameters: ``weight`` [out, in, k, k], ``bias`` [out]; child ``affine`` (bias 1).
     """
@@ -284,7 +284,8 @@ class SynthesisBlock(torch.nn.Module):
         Args:
             x: [N, in_channels, res/up, res/up] features (None for the first block).
             img: [N, img_channels, res/up, res/up] running image of the skip branch, or None.
-                **SynthesisBlockNoUp adds its ToRGB output to ``img`` in place** (EG3D.md §2.14).
+                **SynthesisBlockNoUp adds its ToRGB output to ``img`` in place** (docs/eg3d.md
+                §2.14).
             ws: [N, num_conv + num_torgb, w_dim].
             force_fp32, update_emas: accepted for signature compatibility; unused.
             fused_modconv: None = ``fused_modconv_default``; 'inference_only' = fused in eval mode.
@@ -349,7 +350,7 @@ class SynthesisNetwork(torch.nn.Module):
 
     Blocks ``b4``, ``b8``, ... ``b{img_resolution}`` with ``min(channel_base // res, channel_max)``
     channels. Block k reads ``ws[:, i : i + num_conv + num_torgb]`` and advances i by ``num_conv``,
-    so each ToRGB shares its w with the next block's conv0 (EG3D.md §2.4).
+    so each ToRGB shares its w with the next block's conv0 (docs/eg3d.md §2.4).
     """
 
     def __init__(

@@ -10,12 +10,9 @@ from innout.invert.settings import METHODS, PRESETS, InversionSettings
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
-    import torch
 
     from innout.invert.run import invert
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     overrides = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(InversionSettings)
@@ -63,7 +60,6 @@ def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--masks", default=None, help="masks folder (255 face, 0 object)")
     parser.add_argument("--cameras", default=None, help="EG3D dataset.json")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
     parser.add_argument("--force", action="store_true", help="replace an existing run folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

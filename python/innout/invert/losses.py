@@ -1,4 +1,4 @@
-"""The loss terms and learning-rate schedule of the inversion (METHOD.md section 3.2)."""
+"""The loss terms and learning-rate schedule of the inversion (docs/method.md section 3.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The out-of-distribution (OOD) field of In-N-Out (METHOD.md section 3): what EG3D cannot explain.
+"""The out-of-distribution (OOD) field of In-N-Out (docs/method.md section 3): what EG3D cannot
+explain.
 
 One tri-plane T_O [1, 3, 32, R, R] shared by every frame (initialised N(0, 1)) and a decoder D_O:
 [mean tri-plane feature (32), per-frame code phi_t (32)] -> FC 64 -> softplus -> FC 34 = raw

@@ -1,4 +1,5 @@
-"""Every hyper-parameter of an inversion, and the `paper` and `fast` presets (METHOD.md 3.2)."""
+"""Every hyper-parameter of an inversion, and the `paper` and `fast` presets (docs/method.md
+3.2)."""
 
 from __future__ import annotations
 
@@ -113,7 +114,7 @@ class InversionSettings:
                 raise ValueError(f"{field.name} must be >= 0, got {getattr(self, field.name)}")
 
 
-#: The research scripts' hyper-parameters (METHOD.md 3.2): batch 1, 500 epochs of step 1,
+#: The research scripts' hyper-parameters (docs/method.md 3.2): batch 1, 500 epochs of step 1,
 #: 10,000 composite steps, 100 epochs of super-resolution fine-tuning.
 PAPER = InversionSettings()
 

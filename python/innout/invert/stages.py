@@ -1,4 +1,4 @@
-"""The stages of each method (METHOD.md section 3.2) as `Stage`s of the engine.
+"""The stages of each method (docs/method.md section 3.2) as `Stage`s of the engine.
 
 * ``latent``: step 1, W / W+ inversion of every frame (shared code + per-frame residuals);
 * ``pti``: pivotal tuning of the generator around step 1's latents;

@@ -13,7 +13,7 @@ from innout.eg3d.generator import TriPlaneGenerator
 from innout.invert.composite import CompositeRays, render_composite
 from innout.invert.object_field import ObjectField
 
-#: w_t = w_shared + RESIDUAL * r_t is the research parameterisation (METHOD.md 3.2 step 1).
+#: w_t = w_shared + RESIDUAL * r_t is the research parameterisation (docs/method.md 3.2 step 1).
 COMPOSITE_METHODS = ("innout", "innout-auto")
 
 

@@ -210,7 +210,8 @@ def composite_march(
     features_out: torch.Tensor | None = None,
     blend: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """In-N-Out's composite volume rendering of an InD and an OOD field (METHOD.md section 3.1).
+    """In-N-Out's composite volume rendering of an InD and an OOD field (docs/method.md section
+    3.1).
 
     Both fields are sampled at the same sorted depths; with midpoint values on the K-1 intervals,
     ``T_i = prod_{j<i} [(1 - b_j a^O_j)(1 - (1 - b_j) a^I_j) + 1e-10]``,

@@ -2,8 +2,8 @@
 
 Every function here computes exactly what the corresponding op in :mod:`innout.ops` computes, with
 plain PyTorch (``grid_sample``, ``cumprod``, ``searchsorted``), following EG3D's and In-N-Out's
-published formulas (see METHOD.md). They are slow and memory hungry on purpose - nothing is fused -
-and serve as the test oracle, as the fallback where the compiled core is missing
+published formulas (see docs/method.md). They are slow and memory hungry on purpose - nothing is
+fused - and serve as the test oracle, as the fallback where the compiled core is missing
 (``backend="reference"``) and as readable documentation.
 """
 
@@ -123,7 +123,7 @@ def composite_march(
     features_out: torch.Tensor | None = None,
     blend: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """In-N-Out's composite volume rendering of an InD and an OOD field (METHOD.md 3.1).
+    """In-N-Out's composite volume rendering of an InD and an OOD field (docs/method.md 3.1).
 
     Args:
         depths: [B, R, K] sorted sample depths shared by both fields.

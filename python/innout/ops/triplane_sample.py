@@ -135,7 +135,8 @@ _triplane_sample.register_autograd(_backward, setup_context=_setup_context)
 def triplane_sample(
     planes: torch.Tensor, points: torch.Tensor, box_warp: float = 1.0
 ) -> torch.Tensor:
-    """Tri-plane features of points: the mean of three bilinear samples (EG3D, METHOD.md section 2).
+    """Tri-plane features of points: the mean of three bilinear samples (EG3D, docs/method.md
+    section 2).
 
     Args:
         planes: [B or 1, 3, C, H, W] float32/float64 tri-planes (a batch of 1 is shared).

@@ -1,6 +1,7 @@
 """The synthetic head world: an analytic head family, occluding objects, videos with ground truth.
 
-See SYNTHETIC.md. Everything lives in EG3D's FFHQ frame and is rendered with innout's own ops.
+See docs/synthetic-world.md. Everything lives in EG3D's FFHQ frame and is rendered with innout's own
+ops.
 """
 
 from innout.synth.head import PARAMETER_RANGES, Z_PARAMETERS, HeadField, HeadParams, params_from_z

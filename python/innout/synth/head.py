@@ -1,4 +1,4 @@
-"""The analytic head field of the synthetic world (SYNTHETIC.md, "The world").
+"""The analytic head field of the synthetic world (docs/synthetic-world.md, "The world").
 
 A stylised head as a radiance field in EG3D's FFHQ frame (+y up, the face looks toward +z,
 the head inside [-0.5, 0.5]^3): smooth signed distances (ellipsoids and capsules joined by smooth

@@ -1,4 +1,4 @@
-"""Synthetic occluded-face videos with per-frame ground truth (SYNTHETIC.md, "Videos").
+"""Synthetic occluded-face videos with per-frame ground truth (docs/synthetic-world.md, "Videos").
 
 A video is fully determined by (identity seed, object kind, object seed, frames T, resolution) plus
 the optional edit and novel-view count: the identity seed gives z (EG3D's seed convention) and hence

@@ -1,10 +1,10 @@
 """The innout-tiny architecture: EG3D's generator classes at a size a CPU can train and run.
 
-SYNTHETIC.md: tri-planes of 128^2 x 96 channels (3 x 32, as EG3D), neural rendering at 64^2 with
-32 + 32 samples per ray, `SuperresolutionHybrid2X` to 128^2. The mapping is not conditioned on
-the camera (`c_gen_conditioning_zero`): the synthetic world does not depend on the viewpoint, so
-there is nothing to learn from it. w is 512-dimensional because EG3D's super-resolution hard-codes
-that size.
+docs/synthetic-world.md: tri-planes of 128^2 x 96 channels (3 x 32, as EG3D), neural rendering at
+64^2 with 32 + 32 samples per ray, `SuperresolutionHybrid2X` to 128^2. The mapping is not
+conditioned on the camera (`c_gen_conditioning_zero`): the synthetic world does not depend on the
+viewpoint, so there is nothing to learn from it. w is 512-dimensional because EG3D's
+super-resolution hard-codes that size.
 """
 
 from __future__ import annotations

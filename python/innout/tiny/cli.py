@@ -11,12 +11,9 @@ from pathlib import Path
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    import torch
 
     from innout.tiny.train import TrainConfig, train_tiny
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(TrainConfig)
@@ -124,7 +121,6 @@ def add_tiny_commands(subparsers: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="train innout-tiny on the synthetic world (seeded)")
     train.add_argument("--out", required=True, help="output folder (resumes a run found there)")
     train.add_argument("--restart", action="store_true", help="ignore a saved state; start over")
-    train.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         train.add_argument(

@@ -1,8 +1,8 @@
 """innout-tiny's edit directions: fitted in W from the world's parameters, shipped, and measured.
 
-Fitting (SYNTHETIC.md, "Edit directions"): for many z, w = mapping(z) and the labels are the head
-parameters p(z) (:func:`innout.synth.params_from_z`); :func:`innout.edit.fit_direction` regresses
-each attribute on w. Strength 1.0 then means "about one unit of the attribute".
+Fitting (docs/synthetic-world.md, "Edit directions"): for many z, w = mapping(z) and the labels are
+the head parameters p(z) (:func:`innout.synth.params_from_z`); :func:`innout.edit.fit_direction`
+regresses each attribute on w. Strength 1.0 then means "about one unit of the attribute".
 
 Measuring (:func:`measure_direction`): the generator's rendering after a step along a direction
 is compared with analytic renders of the head whose parameters are varied one at a time; the value

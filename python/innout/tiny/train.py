@@ -1,4 +1,5 @@
-"""Training innout-tiny by regression on the synthetic head world (SYNTHETIC.md, "innout-tiny").
+"""Training innout-tiny by regression on the synthetic head world (docs/synthetic-world.md,
+"innout-tiny").
 
 Not adversarial: for z ~ N(0, I) and an FFHQ-like camera, the generator's rendering G(z, c) is
 fitted to the analytic render of the head p(z) from the same camera. Two stages fit in an hour on

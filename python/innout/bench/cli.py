@@ -1,0 +1,90 @@
+"""`innout bench ...`: the benchmarks' command line (kernels, generator, invert, quality)."""
+
+from __future__ import annotations
+
+import argparse
+
+from innout.bench.quality_cli import add_quality_command
+
+
+def _cmd_bench_kernels(args: argparse.Namespace) -> int:
+    from innout.bench.kernels import format_table, run_kernel_benchmarks
+
+    results = run_kernel_benchmarks(
+        workload=args.workload, device=args.device, repeats=args.repeats, ops=args.ops
+    )
+    print(format_table(results))
+    if args.json:
+        from innout.bench.kernels import write_json
+
+        write_json(results, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_bench_generator(args: argparse.Namespace) -> int:
+    from innout.bench.generator import format_report, run_generator_benchmark
+
+    report = run_generator_benchmark(args.architecture, device=args.device, batch=args.batch)
+    print(format_report(report))
+    if args.json:
+        from innout.bench.kernels import write_json_payload
+
+        write_json_payload(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_bench_invert(args: argparse.Namespace) -> int:
+    from innout.bench.invert import format_composite_report, run_composite_benchmark
+
+    report = run_composite_benchmark(
+        args.network, frames=args.frames, resolution=args.resolution, steps=args.steps,
+        device=args.device,
+    )  # fmt: skip
+    print(format_composite_report(report))
+    if args.json:
+        from innout.bench.kernels import write_json_payload
+
+        write_json_payload(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_bench_commands(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="benchmarks")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+    kernels = bench_commands.add_parser(
+        "kernels", help="innout's ops vs the PyTorch reference: time ratio and peak memory"
+    )
+    kernels.add_argument("--workload", choices=["eg3d", "tiny"], default="eg3d")
+    kernels.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    kernels.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
+    kernels.add_argument(
+        "--ops",
+        nargs="+",
+        choices=["triplane_sample", "composite_march", "ray_march", "importance_sample"],
+        default=None,
+        help="which ops (default: all)",
+    )
+    kernels.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    kernels.set_defaults(handler=_cmd_bench_kernels)
+    generator_bench = bench_commands.add_parser(
+        "generator", help="one full-size EG3D forward: innout ops vs the reference (random weights)"
+    )
+    generator_bench.add_argument("--architecture", default="ffhq512-128")
+    generator_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    generator_bench.add_argument("--batch", type=int, default=1)
+    generator_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    generator_bench.set_defaults(handler=_cmd_bench_generator)
+    invert_bench = bench_commands.add_parser(
+        "invert", help="one In-N-Out composite optimisation step: innout ops vs the reference"
+    )
+    invert_bench.add_argument("--network", default="tiny", help="tiny, .pkl or .safetensors")
+    invert_bench.add_argument("--frames", type=int, default=4, help="frames per step")
+    invert_bench.add_argument("--resolution", type=int, default=64, help="raw image side (rays)")
+    invert_bench.add_argument("--steps", type=int, default=3, help="timed steps per backend")
+    invert_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    invert_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    invert_bench.set_defaults(handler=_cmd_bench_invert)
+    add_quality_command(bench_commands)
