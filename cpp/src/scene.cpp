@@ -52,8 +52,7 @@ const char* const kObjectKeys[] = {"object.planes",        "object.code",
                                    "object.hidden.weight", "object.hidden.bias",
                                    "object.output.weight", "object.output.bias"};
 
-// ---- JSON
-// ----------------------------------------------------------------------------------------
+// ---- JSON ---------------------------------------------------------------------------------------
 
 struct Json {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
@@ -382,8 +381,7 @@ bool json_index(const Json& v, int64_t* out) {
   return true;
 }
 
-// ---- Scene checks
-// --------------------------------------------------------------------------------
+// ---- Scene checks -------------------------------------------------------------------------------
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";

@@ -2,12 +2,13 @@
 // sample (In-N-Out, METHOD.md section 3.1). Without the second field it is EG3D's MipRayMarcher2.
 //
 // On K sorted depths t_0..t_{K-1} of a ray there are K-1 intervals i with midpoint values
-//   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every
-//   input x alpha^F_i = 1 - exp(-softplus(raw^F_mid - 1) * delta_i)       F in {in (InD), out
-//   (OOD)} a^O_i = b_i alpha^O_i,   a^I_i = (1 - b_i) alpha^I_i           (b = blend weight) T_0 =
-//   1,  T_{i+1} = T_i [(1 - a^O_i)(1 - a^I_i) + 1e-10] W_i = T_i (a^O_i + a^I_i) F = 2 sum_i T_i
-//   (a^O_i c^O_i + a^I_i c^I_i) - 1 depth = clamp(nan_to_inf(sum_i W_i m_i / sum_i W_i), t_0,
-//   t_{K-1})
+//   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every input x
+//   alpha^F_i = 1 - exp(-softplus(raw^F_mid - 1) * delta_i)       F in {in (InD), out (OOD)}
+//   a^O_i = b_i alpha^O_i,   a^I_i = (1 - b_i) alpha^I_i           (b = blend weight)
+//   T_0 = 1,  T_{i+1} = T_i [(1 - a^O_i)(1 - a^I_i) + 1e-10]
+//   W_i = T_i (a^O_i + a^I_i)
+//   F = 2 sum_i T_i (a^O_i c^O_i + a^I_i c^I_i) - 1
+//   depth = clamp(nan_to_inf(sum_i W_i m_i / sum_i W_i), t_0, t_{K-1})
 // The 1e-10 is EG3D's: it keeps T from reaching exactly zero, and the pretrained weights were
 // trained with it. With b = 0 every formula reduces to EG3D's marcher exactly.
 //
@@ -60,8 +61,7 @@ struct CompositeMarchParams {
 constexpr double kTransmittanceFloor = 1e-10;
 
 // Opacity of one interval of one field, from the raw densities at its two ends:
-//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 -
-//   decay.
+//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 - decay.
 // slope = d sigma / d raw_mid = sigmoid(x) comes from the same exp(x) - three transcendental calls
 // per field and interval, shared by the forward and the backward. Above softplus' threshold (20)
 // sigma = x and the slope is exactly 1, as in torch.nn.functional.softplus and its gradient.

@@ -1,7 +1,6 @@
 // triplane_sample: the feature of a 3-D point in EG3D's tri-plane representation.
 //
-//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 /
-//   box_warp))
+//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 / box_warp))
 //
 // with EG3D's plane projections (x, y), (x, z), (z, x) - the third pair is the order EG3D's
 // projection matrices actually produce, and the released weights depend on it - and
