@@ -2,12 +2,13 @@
 // sample (In-N-Out, METHOD.md section 3.1). Without the second field it is EG3D's MipRayMarcher2.
 //
 // On K sorted depths t_0..t_{K-1} of a ray there are K-1 intervals i with midpoint values
-//   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every
-//   input x alpha^F_i = 1 - exp(-softplus(raw^F_mid - 1) * delta_i)       F in {in (InD), out
-//   (OOD)} a^O_i = b_i alpha^O_i,   a^I_i = (1 - b_i) alpha^I_i           (b = blend weight) T_0 =
-//   1,  T_{i+1} = T_i [(1 - a^O_i)(1 - a^I_i) + 1e-10] W_i = T_i (a^O_i + a^I_i) F = 2 sum_i T_i
-//   (a^O_i c^O_i + a^I_i c^I_i) - 1 depth = clamp(nan_to_inf(sum_i W_i m_i / sum_i W_i), t_0,
-//   t_{K-1})
+//   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every input x
+//   alpha^F_i = 1 - exp(-softplus(raw^F_mid - 1) * delta_i)       F in {in (InD), out (OOD)}
+//   a^O_i = b_i alpha^O_i,   a^I_i = (1 - b_i) alpha^I_i           (b = blend weight)
+//   T_0 = 1,  T_{i+1} = T_i [(1 - a^O_i)(1 - a^I_i) + 1e-10]
+//   W_i = T_i (a^O_i + a^I_i)
+//   F = 2 sum_i T_i (a^O_i c^O_i + a^I_i c^I_i) - 1
+//   depth = clamp(nan_to_inf(sum_i W_i m_i / sum_i W_i), t_0, t_{K-1})
 // The 1e-10 is EG3D's: it keeps T from reaching exactly zero, and the pretrained weights were
 // trained with it. With b = 0 every formula reduces to EG3D's marcher exactly.
 //
@@ -18,6 +19,7 @@
 #pragma once
 
 #include "innout/common.h"
+#include "innout/detail/maths.h"
 
 namespace innout {
 
@@ -60,8 +62,7 @@ struct CompositeMarchParams {
 constexpr double kTransmittanceFloor = 1e-10;
 
 // Opacity of one interval of one field, from the raw densities at its two ends:
-//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 -
-//   decay.
+//   x = (raw_a + raw_b) / 2 - 1,  sigma = softplus(x),  decay = exp(-sigma delta),  alpha = 1 - decay.
 // slope = d sigma / d raw_mid = sigmoid(x) comes from the same exp(x) - three transcendental calls
 // per field and interval, shared by the forward and the backward. Above softplus' threshold (20)
 // sigma = x and the slope is exactly 1, as in torch.nn.functional.softplus and its gradient.
@@ -76,22 +77,11 @@ struct IntervalOpacity {
 template <typename T>
 INNOUT_HD IntervalOpacity<T> interval_opacity(T raw_a, T raw_b, T delta) {
   using std::exp;
-  using std::log;
   const T x = (raw_a + raw_b) / T(2) - T(1);
+  const detail::Softplus<T> softplus = detail::softplus(x);
   IntervalOpacity<T> o;
-  if (x > T(20)) {
-    o.sigma = x;
-    o.slope = T(1);
-  } else {
-    // log1p(e) as log(u) corrected by the rounding error of u = 1 + e (exact to a few ulp, also
-    // for tiny e, where it returns e): log is several times cheaper than log1p, and this is the
-    // innermost cost of the marcher.
-    const T e = exp(x);
-    const T u = T(1) + e;
-    const T inverse_u = T(1) / u;
-    o.sigma = log(u) - ((u - T(1)) - e) * inverse_u;
-    o.slope = e * inverse_u;
-  }
+  o.sigma = softplus.value;
+  o.slope = softplus.slope;
   o.decay = exp(-o.sigma * delta);
   o.alpha = T(1) - o.decay;
   return o;
@@ -176,21 +166,6 @@ INNOUT_HD T ray_depth(const CompositeMarchParams<T>& p, const T* weights, int64_
   return unclamped;
 }
 
-// Adds scale * features[0..C) to out[0..C).
-template <typename T>
-INNOUT_HD void add_scaled(T* INNOUT_RESTRICT out, const T* INNOUT_RESTRICT features, T scale,
-                          int64_t C) {
-  for (int64_t c = 0; c < C; ++c) out[c] += scale * features[c];
-}
-
-template <typename T>
-INNOUT_HD T dot(const T* INNOUT_RESTRICT a, const T* INNOUT_RESTRICT b, int64_t C) {
-  T sum = T(0);
-  INNOUT_SIMD_SUM(sum)
-  for (int64_t c = 0; c < C; ++c) sum += a[c] * b[c];
-  return sum;
-}
-
 template <typename T>
 INNOUT_HD void composite_march_ray(const CompositeMarchParams<T>& p, int64_t ray) {
   const int64_t K = p.num_samples;
@@ -219,14 +194,14 @@ INNOUT_HD void composite_march_ray(const CompositeMarchParams<T>& p, int64_t ray
     const T w_in = trans * s.a_in;
     const T w_out = trans * s.a_out;
     weights[i] = trans * (s.a_out + s.a_in);
-    add_scaled(out, f_in + i * C, (previous_in + w_in) / T(2), C);
-    if (f_out != nullptr) add_scaled(out, f_out + i * C, (previous_out + w_out) / T(2), C);
+    detail::add_scaled(out, f_in + i * C, (previous_in + w_in) / T(2), C);
+    if (f_out != nullptr) detail::add_scaled(out, f_out + i * C, (previous_out + w_out) / T(2), C);
     previous_in = w_in;
     previous_out = w_out;
     trans *= s.factor;
   }
-  add_scaled(out, f_in + (K - 1) * C, previous_in / T(2), C);
-  if (f_out != nullptr) add_scaled(out, f_out + (K - 1) * C, previous_out / T(2), C);
+  detail::add_scaled(out, f_in + (K - 1) * C, previous_in / T(2), C);
+  if (f_out != nullptr) detail::add_scaled(out, f_out + (K - 1) * C, previous_out / T(2), C);
   for (int64_t c = 0; c < C; ++c) out[c] = T(2) * out[c] - T(1);
   T weight_sum, unclamped;
   int clamped;
@@ -270,16 +245,16 @@ INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, in
   T next_w_in = T(0), next_w_out = T(0);  // T_{i+1} a_{i+1} of the interval after i
   if (p.grad_depths != nullptr && clamped > 0) next_depths = grad_depth;
   // g . c_k for the sample after the interval (the dot products are shared by two intervals).
-  T next_dot_in = dot(grad_out, f_in + (K - 1) * C, C);
-  T next_dot_out = f_out != nullptr ? dot(grad_out, f_out + (K - 1) * C, C) : T(0);
+  T next_dot_in = detail::dot(grad_out, f_in + (K - 1) * C, C);
+  T next_dot_out = f_out != nullptr ? detail::dot(grad_out, f_out + (K - 1) * C, C) : T(0);
 
   // U_i = sum_{j>i} (prod_{i<k<j} s_k) v_j, so that dL/ds_i = T_i U_i (no division anywhere).
   T suffix = T(0);
   for (int64_t i = K - 2; i >= 0; --i) {
     const IntervalState<T> s = interval_state(p, ray, i, p.interval_record != nullptr);
     const T trans = transmittance[i];
-    const T this_dot_in = dot(grad_out, f_in + i * C, C);
-    const T this_dot_out = f_out != nullptr ? dot(grad_out, f_out + i * C, C) : T(0);
+    const T this_dot_in = detail::dot(grad_out, f_in + i * C, C);
+    const T this_dot_out = f_out != nullptr ? detail::dot(grad_out, f_out + i * C, C) : T(0);
     // (2 g) . (c_i + c_{i+1}) / 2 = g . c_i + g . c_{i+1}
     const T dot_in = this_dot_in + next_dot_in;
     const T dot_out = this_dot_out + next_dot_out;

@@ -2,8 +2,7 @@
 //
 // For a ray with K coarse depths t and K-1 coarse weights w (the marcher's W_i):
 //   1. smooth: w' = avg_pool(k=2, s=1)(max_pool(k=2, s=1, pad=1)(w)) + 0.01       (K-1 values)
-//   2. keep w'_1..w'_{K-3}, add 1e-5, normalise to a pdf, cumulative sum with a leading 0 (K-2
-//   values)
+//   2. keep w'_1..w'_{K-3}, add 1e-5, normalise to a pdf, cumulative sum with a leading 0 (K-2 values)
 //   3. bins are the coarse midpoints m_j = (t_j + t_{j+1}) / 2; for each uniform u:
 //        j = (number of cdf entries <= u);  lo = max(j - 1, 0);  hi = min(j, K - 3)
 //        den = cdf[hi] - cdf[lo], replaced by 1 when < 1e-5

@@ -18,6 +18,7 @@
 
 #include "innout/common.h"
 #include "innout/composite_march.h"
+#include "innout/detail/maths.h"
 #include "innout/importance_sample.h"
 #include "innout/stratified_sample.h"
 #include "innout/triplane_sample.h"
@@ -103,23 +104,6 @@ INNOUT_HD void camera_ray(const CameraLabel& camera, int64_t resolution, int64_t
   for (int i = 0; i < 3; ++i) direction[i] /= length;
 }
 
-// torch.nn.functional.softplus (beta 1, threshold 20). log1p(e) is computed as log(u) corrected
-// by the rounding error of u = 1 + e (as in composite_march.h): exact to a few ulp, and log is
-// much cheaper than log1p in the decoder's innermost loop.
-INNOUT_HD float softplus_threshold20(float x) {
-  using std::exp;
-  using std::log;
-  if (x > 20.0f) return x;
-  const float e = exp(x);
-  const float u = 1.0f + e;
-  return log(u) - ((u - 1.0f) - e) / u;
-}
-
-INNOUT_HD float sigmoid(float x) {
-  using std::exp;
-  return 1.0f / (1.0f + exp(-x));
-}
-
 // y[outputs] = W2 softplus(W1 x + b1) + b2; `hidden` is scratch of decoder.hidden floats.
 INNOUT_HD void decoder_forward(const DecoderView& decoder, const float* INNOUT_RESTRICT x,
                                float* INNOUT_RESTRICT hidden, float* INNOUT_RESTRICT y) {
@@ -128,7 +112,7 @@ INNOUT_HD void decoder_forward(const DecoderView& decoder, const float* INNOUT_R
     float sum = 0.0f;
     INNOUT_SIMD_SUM(sum)
     for (int64_t i = 0; i < decoder.inputs; ++i) sum += w[i] * x[i];
-    hidden[j] = softplus_threshold20(sum + decoder.hidden_bias[j]);
+    hidden[j] = detail::softplus(sum + decoder.hidden_bias[j]).value;
   }
   for (int64_t j = 0; j < decoder.outputs; ++j) {
     const float* INNOUT_RESTRICT w = decoder.output_weight + j * decoder.hidden;
@@ -163,8 +147,6 @@ namespace detail {
 struct DecoderWidths {
   int64_t input, hidden, output;
 };
-
-INNOUT_HD int64_t larger(int64_t a, int64_t b) { return a > b ? a : b; }
 
 INNOUT_HD DecoderWidths decoder_widths(const RenderScene& scene) {
   DecoderWidths w{scene.face_planes.channels, scene.face_decoder.hidden,
@@ -236,7 +218,8 @@ INNOUT_HD void decode_sample(const RenderScene& scene, const float* origin, cons
   decoder_forward(scene.face_decoder, input, hidden, output);
   a.density_in[s] = output[0];
   float* face = a.features_in + s * channels;
-  for (int64_t c = 0; c < F; ++c) face[c] = sigmoid(output[1 + c]) * (1.0f + 2.0f * pad) - pad;
+  for (int64_t c = 0; c < F; ++c)
+    face[c] = detail::sigmoid(output[1 + c]) * (1.0f + 2.0f * pad) - pad;
   if (!scene.has_object()) return;
   face[F] = 0.0f;
   sample_triplane_point(scene.object_planes, scene.box_warp, point, input);
@@ -245,9 +228,10 @@ INNOUT_HD void decode_sample(const RenderScene& scene, const float* origin, cons
   decoder_forward(scene.object_decoder, input, hidden, output);
   a.density_out[s] = output[0];
   float* object = a.features_out + s * channels;
-  for (int64_t c = 0; c < F; ++c) object[c] = sigmoid(output[1 + c]) * (1.0f + 2.0f * pad) - pad;
+  for (int64_t c = 0; c < F; ++c)
+    object[c] = detail::sigmoid(output[1 + c]) * (1.0f + 2.0f * pad) - pad;
   object[F] = 1.0f;
-  a.blend[s] = sigmoid(output[1 + F]);
+  a.blend[s] = detail::sigmoid(output[1 + F]);
 }
 
 // composite_march over `count` samples of `a` (one ray); writes the ray's depth to `depth`.

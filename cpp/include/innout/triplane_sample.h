@@ -1,7 +1,6 @@
 // triplane_sample: the feature of a 3-D point in EG3D's tri-plane representation.
 //
-//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 /
-//   box_warp))
+//   features[b, m, :] = mean_{k=0..2} bilinear(planes[b or 0, k], project_k(points[b, m] * 2 / box_warp))
 //
 // with EG3D's plane projections (x, y), (x, z), (z, x) - the third pair is the order EG3D's
 // projection matrices actually produce, and the released weights depend on it - and
@@ -10,6 +9,7 @@
 #pragma once
 
 #include "innout/common.h"
+#include "innout/detail/maths.h"
 
 namespace innout {
 
@@ -101,11 +101,6 @@ INNOUT_HD BilinearTaps<T> bilinear_taps(T gx, T gy, int64_t height, int64_t widt
   return taps;
 }
 
-template <typename T>
-INNOUT_HD bool point_is_nan(const T* p) {
-  return p[0] != p[0] || p[1] != p[1] || p[2] != p[2];
-}
-
 // Plane batch index used by batch item b (planes may be shared across the batch).
 template <typename T>
 INNOUT_HD int64_t triplane_plane_batch_index(const TriplaneSampleParams<T>& p, int64_t b) {
@@ -123,7 +118,7 @@ INNOUT_HD void triplane_sample_point(const TriplaneSampleParams<T>& p, int64_t b
                                      int64_t c_begin, int64_t c_end) {
   const T* point = p.points + (b * p.num_points + m) * 3;
   T* out = p.features + (b * p.num_points + m) * p.channels;
-  if (point_is_nan(point)) {
+  if (detail::point_is_nan(point)) {
     for (int64_t c = c_begin; c < c_end; ++c) out[c] = point[0] + point[1] + point[2];
     return;
   }
@@ -198,7 +193,7 @@ INNOUT_HD void triplane_sample_grad_point(const TriplaneSampleParams<T>& p, int6
     grad[triplane_axis_x(k)] += grad_ix * taps.dix_dgx * scale / T(3);
     grad[triplane_axis_y(k)] += grad_iy * taps.diy_dgy * scale / T(3);
   }
-  if (point_is_nan(point)) {
+  if (detail::point_is_nan(point)) {
     const T nan = point[0] + point[1] + point[2];
     grad[0] = grad[1] = grad[2] = nan;
   }

@@ -1,4 +1,4 @@
-"""Calls into the compiled core (innout._C) with tensors: pointers, thread count and CUDA stream."""
+"""Calls into the compiled core (innout._C) with an op's fields, thread count and CUDA stream."""
 
 from __future__ import annotations
 
@@ -44,27 +44,21 @@ def empty(shape: tuple[int, ...] | torch.Size, like: torch.Tensor) -> torch.Tens
     return tensor
 
 
-def call(function: str, device: torch.device, dtype: torch.dtype, buffers: dict[str, Any]) -> None:
-    """Runs `_C.<function>` on `buffers` (tensors are passed as data pointers; None is omitted).
+def call(function: str, device: torch.device, dtype: torch.dtype, fields: dict[str, Any]) -> None:
+    """Runs `_C.<function>` on `fields`: every field of the op's params struct that it reads.
 
-    Tensors must be contiguous and on `device`; the caller validated shapes. CPU ops use
-    torch.get_num_threads() threads; CUDA ops run on the current stream of the tensors' device.
+    Fields are named like the struct's members: sizes are ints, scalars floats, and buffers
+    tensors, or None where a buffer is absent (no object field, a gradient not needed); an empty
+    tensor counts as absent. An unknown or missing field raises ValueError and a value of the wrong
+    kind TypeError, both naming the op and the field. Tensors must be contiguous and on `device`;
+    the caller validated shapes. CPU ops use torch.get_num_threads() threads; CUDA ops run on the
+    current stream of the tensors' device.
     """
     if _C is None:
         raise RuntimeError(
             "innout's compiled core (innout._C) is not importable; reinstall innout with "
             f"`pip install .` or use backend='reference' ({_IMPORT_ERROR})"
         )
-    addresses: dict[str, Any] = {}
-    for key, value in buffers.items():
-        if value is None:
-            continue
-        if isinstance(value, torch.Tensor):
-            if value.numel() == 0:
-                continue
-            addresses[key] = value.data_ptr()
-        else:
-            addresses[key] = value
     dtype_name = "float64" if dtype == torch.float64 else "float32"
     if device.type == "cuda":
         if not cuda_compiled():
@@ -82,4 +76,4 @@ def call(function: str, device: torch.device, dtype: torch.dtype, buffers: dict[
     else:
         raise ValueError(f"innout ops run on 'cpu' or 'cuda' tensors, got device '{device}'")
     with context:
-        getattr(_C, function)(device.type, dtype_name, torch.get_num_threads(), stream, addresses)
+        getattr(_C, function)(device.type, dtype_name, torch.get_num_threads(), stream, fields)

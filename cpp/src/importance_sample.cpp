@@ -1,5 +1,4 @@
-// CPU launchers of the depth samplers: importance_sample and stratified_sample (maths in
-// cpp/include/innout/importance_sample.h and stratified_sample.h).
+// CPU launcher of importance_sample (maths in cpp/include/innout/importance_sample.h).
 #include "innout/cpu.h"
 #include "innout/validate.h"
 #include "parallel.h"
@@ -15,17 +14,8 @@ Status importance_sample(const ImportanceSampleParams<T>& p, const CpuOptions& o
   return Status::Ok();
 }
 
-template <typename T>
-Status stratified_sample(const StratifiedSampleParams<T>& p, const CpuOptions& options) {
-  INNOUT_RETURN_IF_ERROR(validate(p));
-  parallel_for(p.num_rays, options, [&](int64_t ray) { stratified_sample_ray(p, ray); });
-  return Status::Ok();
-}
-
 template Status importance_sample<float>(const ImportanceSampleParams<float>&, const CpuOptions&);
 template Status importance_sample<double>(const ImportanceSampleParams<double>&, const CpuOptions&);
-template Status stratified_sample<float>(const StratifiedSampleParams<float>&, const CpuOptions&);
-template Status stratified_sample<double>(const StratifiedSampleParams<double>&, const CpuOptions&);
 
 }  // namespace cpu
 }  // namespace innout

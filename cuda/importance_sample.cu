@@ -1,6 +1,6 @@
-// CUDA launchers of the depth samplers (maths in cpp/include/innout/importance_sample.h and
-// stratified_sample.h). One thread per ray: each ray's cdf and samples are a short sequential
-// computation over its own K values, and rays are independent.
+// CUDA launcher of importance_sample (maths in cpp/include/innout/importance_sample.h). One thread
+// per ray: each ray's cdf and samples are a short sequential computation over its own K values,
+// and rays are independent.
 #include "innout/cuda.h"
 #include "innout/validate.h"
 #include "launch.cuh"
@@ -15,12 +15,6 @@ struct ImportanceRay {
   __device__ void operator()(int64_t ray) const { importance_sample_ray(p, ray); }
 };
 
-template <typename T>
-struct StratifiedRay {
-  StratifiedSampleParams<T> p;
-  __device__ void operator()(int64_t ray) const { stratified_sample_ray(p, ray); }
-};
-
 }  // namespace
 
 template <typename T>
@@ -31,17 +25,8 @@ Status importance_sample(const ImportanceSampleParams<T>& p, const CudaOptions& 
   return detail::launch("importance_sample", p.num_rays, options, ImportanceRay<T>{p});
 }
 
-template <typename T>
-Status stratified_sample(const StratifiedSampleParams<T>& p, const CudaOptions& options) {
-  INNOUT_RETURN_IF_ERROR(validate(p));
-  return detail::launch("stratified_sample", p.num_rays, options, StratifiedRay<T>{p});
-}
-
 template Status importance_sample<float>(const ImportanceSampleParams<float>&, const CudaOptions&);
 template Status importance_sample<double>(const ImportanceSampleParams<double>&,
-                                          const CudaOptions&);
-template Status stratified_sample<float>(const StratifiedSampleParams<float>&, const CudaOptions&);
-template Status stratified_sample<double>(const StratifiedSampleParams<double>&,
                                           const CudaOptions&);
 
 }  // namespace cuda
