@@ -9,14 +9,11 @@ import numpy as np
 import pytest
 import torch
 from innout.cli import main as cli_main
-from innout.edit.video import (
-    EditError,
-    edit_frames,
-    latent_offset,
-    removal_scale,
-    smooth,
-    view_cameras,
-)
+from innout.edit.removal import removal_scale
+from innout.edit.render import edit_frames
+from innout.edit.smoothing import smooth
+from innout.edit.specs import EditError, latent_offset
+from innout.edit.views import view_cameras
 from innout.invert import InversionResult, invert
 from innout.invert.clip import read_video
 from innout.media import to_uint8
@@ -82,7 +79,7 @@ def test_render_by_name_matches_the_explicit_arguments(run, monkeypatch):
     # threshold is set to its own 90th percentile.
     kept = torch.cat([r.object_opacity for _, r in result.render()])
     threshold = float(kept.quantile(0.9))
-    monkeypatch.setattr("innout.edit.video.AUTO_MASK_THRESHOLD", threshold)
+    monkeypatch.setattr("innout.edit.removal.AUTO_MASK_THRESHOLD", threshold)
     removed = torch.cat([r.object_opacity for _, r in result.render(remove_object=True)])
     shown = kept > threshold
     assert shown.any() and float(removed[shown].abs().max()) == 0.0

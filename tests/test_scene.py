@@ -48,7 +48,7 @@ def test_a_scene_renders_like_the_run_it_came_from(innout_run, tmp_path):
 
 
 def test_edits_are_baked_into_the_exported_planes(innout_run, tmp_path):
-    from innout.edit.video import render_options
+    from innout.edit.render import render_options
 
     path = tmp_path / "edited.safetensors"
     assert main(["export-scene", str(innout_run.folder), "--frame", "0", "--edit",

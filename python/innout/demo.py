@@ -46,7 +46,8 @@ def run_demo(
     progress: bool = True,
 ) -> dict:
     """Runs the demo into `out`; returns the metrics written to report.html / demo.json."""
-    from innout.edit.video import edit_frames, view_cameras
+    from innout.edit.render import edit_frames
+    from innout.edit.views import view_cameras
     from innout.invert.clip import InputError, load_clip
     from innout.invert.run import invert
     from innout.media import write_video

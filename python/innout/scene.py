@@ -97,7 +97,7 @@ def _effective(layer) -> tuple[torch.Tensor, torch.Tensor]:
 def scene_tensors(result, frame: int, edits=(), camera: torch.Tensor | None = None) -> tuple:
     """(tensors, metadata) of frame `frame` of an InversionResult, after `edits` (Edit objects
     or ``SPEC=S`` strings, as `innout edit`), seen from `camera` [25] (default: the frame's)."""
-    from innout.edit.video import render_options
+    from innout.edit.render import render_options
 
     if not 0 <= frame < result.frames:
         raise SceneError(f"frame must be in [0, {result.frames - 1}], got {frame}")

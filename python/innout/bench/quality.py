@@ -198,7 +198,7 @@ def evaluate_pair(result, clip, clip_dir: Path, suite: QualitySuite, lpips=None)
 
     Returns (FrameMetrics, {panel name: images [T, 3, H, W]}).
     """
-    from innout.edit.video import edit_frames
+    from innout.edit.render import edit_frames
     from innout.metrics import psnr, ssim
 
     names = [Path(name).name for name in clip.names]

@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from innout.edit.video import SMOOTHING, EditError, parse_edit
+from innout.edit.smoothing import SMOOTHING
+from innout.edit.specs import EditError, parse_edit
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -51,7 +52,8 @@ def _cmd_edit(args: argparse.Namespace) -> int:
         paste_mask,
         read_source_frames,
     )
-    from innout.edit.video import edit_frames, view_cameras
+    from innout.edit.render import edit_frames
+    from innout.edit.views import view_cameras
     from innout.invert.clip import load_clip
     from innout.invert.losses import resize
     from innout.invert.result import InversionResult
@@ -182,7 +184,7 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_ganspace(args: argparse.Namespace) -> int:
     from innout.edit.ganspace import components_for
-    from innout.edit.video import network_file
+    from innout.edit.specs import network_file
     from innout.eg3d.loading import load_generator
 
     generator = load_generator(args.network)

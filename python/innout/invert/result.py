@@ -83,14 +83,14 @@ class InversionResult:
             blend_scale: [T, R*R] per-ray factor on the object's blend weights (removal).
             samples_multiplier: default: the run's.
             edit: the same as `latents`, by name: "smile=0.5", an Edit or a list of them
-                (innout.edit.video.parse_edit).
+                (innout.edit.specs.parse_edit).
             view: the same as `cameras`, by name: "orbit" or (yaw, pitch) in degrees.
             remove_object: the same as `blend_scale`, by name: True (automatic masks from the
                 object field's opacity) or object masks [T, 1, H, W] (1 = object).
             superresolve: False leaves FrameRender.image None (raw outputs only).
         """
         if edit is not None or view is not None or remove_object is not False:
-            from innout.edit.video import EditError, render_options
+            from innout.edit.render import EditError, render_options
 
             if latents is not None and edit is not None:
                 raise EditError("give either latents or edit, not both")
