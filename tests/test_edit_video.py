@@ -10,7 +10,7 @@ import pytest
 import torch
 from innout.cli import main as cli_main
 from innout.edit.removal import removal_scale
-from innout.edit.render import edit_frames
+from innout.edit.render import edit_frames, render_edited
 from innout.edit.smoothing import smooth
 from innout.edit.specs import EditError, latent_offset
 from innout.edit.views import view_cameras
@@ -71,7 +71,7 @@ def test_render_by_name_matches_the_explicit_arguments(run, monkeypatch):
     cameras = view_cameras(result.frames, yaw=15.0)
     explicit = [r.image for _, r in result.render(latents=result.latents + offset,
                                                    cameras=cameras)]  # fmt: skip
-    named = [r.image for _, r in result.render(edit="hair_color=0.4", view=(15.0, 0.0))]
+    named = [r.image for _, r in render_edited(result, edit="hair_color=0.4", view=(15.0, 0.0))]
     for a, b in zip(explicit, named):
         assert torch.equal(a, b)
     # Without masks, removal uses the object field's own opacity: where the object showed
@@ -80,12 +80,12 @@ def test_render_by_name_matches_the_explicit_arguments(run, monkeypatch):
     kept = torch.cat([r.object_opacity for _, r in result.render()])
     threshold = float(kept.quantile(0.9))
     monkeypatch.setattr("innout.edit.removal.AUTO_MASK_THRESHOLD", threshold)
-    removed = torch.cat([r.object_opacity for _, r in result.render(remove_object=True)])
+    removed = torch.cat([r.object_opacity for _, r in render_edited(result, remove_object=True)])
     shown = kept > threshold
     assert shown.any() and float(removed[shown].abs().max()) == 0.0
     assert float(removed[~shown].abs().max()) > 0  # the rest of the object stays
     with pytest.raises(EditError, match="either latents or edit"):
-        next(result.render(latents=result.latents, edit="smile=1"))
+        next(render_edited(result, latents=result.latents, edit="smile=1"))
 
 
 def test_temporal_smoothing_filters_codes_and_superresolution_features(run):

@@ -8,7 +8,7 @@ super-resolution stay as they are, so the object looks the same in the edited vi
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -17,7 +17,7 @@ from innout.edit.smoothing import smooth, superresolve_smoothed
 from innout.edit.specs import Edit, EditError, edits_offset, parse_edit
 from innout.edit.views import view_of
 from innout.invert.result import InversionResult
-from innout.invert.state import superresolution_of
+from innout.invert.state import FrameRender, superresolution_of
 
 
 def render_options(
@@ -46,6 +46,43 @@ def render_options(
         scale = removal_scale(masks, result.generator.neural_rendering_resolution,
                               dilation)  # fmt: skip
     return {"latents": latents, "cameras": view_of(result.frames, view), "blend_scale": scale}
+
+
+def render_edited(
+    result: InversionResult,
+    frames: list[int] | torch.Tensor | None = None,
+    *,
+    edit=None,
+    view=None,
+    remove_object: bool | torch.Tensor = False,
+    latents: torch.Tensor | None = None,
+    cameras: torch.Tensor | None = None,
+    blend_scale: torch.Tensor | None = None,
+    **options,
+) -> Iterator[tuple[torch.Tensor, FrameRender]]:
+    """InversionResult.render with its latents, cameras and blend scale given by name; yields
+    (frame indices [B], FrameRender) as it does.
+
+    Args:
+        edit: instead of `latents`: "smile=0.5", an Edit or a list of them (`parse_edit`).
+        view: instead of `cameras`: "orbit" or (yaw, pitch) in degrees (`view_of`).
+        remove_object: instead of `blend_scale`: True (automatic masks from the object field's
+            opacity) or object masks [T, 1, H, W] (1 = object).
+        frames, latents, cameras, blend_scale, options: passed on to InversionResult.render.
+    """
+    if latents is not None and edit is not None:
+        raise EditError("give either latents or edit, not both")
+    if cameras is not None and view is not None:
+        raise EditError("give either cameras or view, not both")
+    if blend_scale is not None and remove_object is not False:
+        raise EditError("give either blend_scale or remove_object, not both")
+    if edit is not None or view is not None or remove_object is not False:
+        named = render_options(result, edit, view, remove_object)
+        latents = named["latents"] if edit is not None else latents
+        cameras = named["cameras"] if view is not None else cameras
+        blend_scale = named["blend_scale"] if remove_object is not False else blend_scale
+    return result.render(frames, latents=latents, cameras=cameras, blend_scale=blend_scale,
+                         **options)  # fmt: skip
 
 
 @torch.no_grad()
