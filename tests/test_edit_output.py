@@ -25,8 +25,7 @@ from innout.edit.paste import (
 )
 from innout.edit.smoothing import superresolve_smoothed
 from innout.edit.specs import Edit, EditError, edits_offset, latent_offset, parse_edit
-from innout.invert.clip import read_video
-from innout.media import upright, write_video
+from innout.media import read_video, upright, write_video
 from innout.tiny.bundle import weights_path
 
 

@@ -15,8 +15,7 @@ from innout.edit.smoothing import smooth
 from innout.edit.specs import EditError, latent_offset
 from innout.edit.views import view_cameras
 from innout.invert import InversionResult, invert
-from innout.invert.clip import read_video
-from innout.media import to_uint8
+from innout.media import read_video, to_uint8
 from PIL import Image
 from test_edit_output import decoded_audio, write_clip_with_audio
 from test_invert import TINY_RUN, synthetic_clip, write_clip_folder

@@ -20,7 +20,7 @@ DEMO_EDIT = ("hair_color", 0.3)
 
 
 def _images(folder: Path, names: list[str]) -> torch.Tensor:
-    from innout.invert.clip import image_tensor, read_image
+    from innout.media import image_tensor, read_image
 
     return torch.stack([image_tensor(read_image(folder / name)) for name in names])
 

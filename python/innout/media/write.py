@@ -60,15 +60,6 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
-def upright(pixels: np.ndarray, rotation: float) -> np.ndarray:
-    """A decoded frame [H, W, C] turned as players show it. `rotation` is the display matrix's
-    angle as PyAV reports it (degrees counter-clockwise; phones' portrait videos say -90)."""
-    quarter_turns = round(rotation / 90.0) % 4
-    if abs(rotation - 90.0 * round(rotation / 90.0)) > 1.0:
-        raise ValueError(f"only multiples of 90 degrees are supported, got rotation {rotation}")
-    return np.ascontiguousarray(np.rot90(pixels, k=quarter_turns)) if quarter_turns else pixels
-
-
 def _copy_audio(reader, container, start: float, duration: float) -> list:
     """Adds the first audio stream of the open `reader` to `container` (no re-encoding) and
     returns the packets to mux: those overlapping [start, start + duration) seconds, moved so
