@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from innout.cli import main as cli_main
+from innout.edit.export import ExportedVideo, export_edited_video
 from innout.edit.removal import removal_scale
 from innout.edit.render import edit_frames, render_edited
 from innout.edit.smoothing import smooth
@@ -251,3 +252,61 @@ def test_innout_demo_writes_its_report(tmp_path):
     for video in ("run/preview.mp4", "edit.mp4", "removed.mp4", "orbit.mp4"):
         assert video in report and (out / video).is_file()
     assert cli_main(["demo", "--out", str(out), "--frames", "2", "--quiet"]) == 2  # exists
+
+
+def _png_frames(folder, count: int) -> list[np.ndarray]:
+    return [np.asarray(Image.open(folder / f"{t:05d}.png")) for t in range(count)]
+
+
+def test_export_writes_the_frames_of_innout_edit(run, tmp_path):
+    result = InversionResult.load(run[0])
+    code = cli_main(["edit", str(run[0]), "--out", str(tmp_path / "cli.mp4"), "--direction",
+                     "hair_color", "--range", "0", "0.4", "2", "--side-by-side",
+                     "--remove-object", "--png-frames", str(tmp_path / "cli")])  # fmt: skip
+    assert code == 0
+    out = tmp_path / "library.mp4"
+    strengths = torch.linspace(0, 0.4, 2).tolist()  # as --range computes them (float32)
+    video = export_edited_video(result, out, direction="hair_color", strengths=strengths,
+                                remove_object=True, side_by_side=True,
+                                png_frames=tmp_path / "library")  # fmt: skip
+    assert video == ExportedVideo(out, 4, 4 * 128, 128, result.fps)
+    for cli, library in zip(_png_frames(tmp_path / "cli", 4), _png_frames(tmp_path / "library", 4)):
+        assert np.array_equal(cli, library)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].frames == 4
+
+
+def test_export_pastes_back_as_innout_edit(run, tmp_path):
+    """The paste-back of a preprocessed-style input (a larger source video with the clip at a
+    known offset, and its transforms.json), from Python and from the command line."""
+    result = InversionResult.load(run[0])
+    clip_folder = run[0].parent / "clip"
+    size, (x0, y0) = result.generator.img_resolution, (24, 8)
+    crops = [to_uint8(f) for f in torch.nn.functional.interpolate(run[1].frames, size=size)]
+    sources = []
+    for crop in crops:
+        frame = np.full((144, 176, 3), 90, dtype=np.uint8)
+        frame[y0 : y0 + size, x0 : x0 + size] = crop
+        sources.append(frame)
+    write_clip_with_audio(clip_folder / "source.mp4", sources, fps=round(result.fps))
+    transforms = {"version": 1, "source": "source.mp4", "source_size": [176, 144],
+                  "crop_size": size, "frames": [{"source_frame": t, "crop_from_source":
+                  [[1, 0, -x0], [0, 1, -y0]]} for t in range(result.frames)]}  # fmt: skip
+    (clip_folder / "transforms.json").write_text(json.dumps(transforms))
+    try:
+        code = cli_main(["edit", str(run[0]), "--out", str(tmp_path / "cli.mp4"), "--paste-back",
+                         "--side-by-side", "--edit", "hair_color=0.5", "--png-frames",
+                         str(tmp_path / "cli")])  # fmt: skip
+        assert code == 0
+        out = tmp_path / "library.mp4"
+        video = export_edited_video(result, out, edits=["hair_color=0.5"], paste_back=True,
+                                    side_by_side=True, png_frames=tmp_path / "library")  # fmt: skip
+        assert (video.frames, video.width, video.height) == (4, 2 * 176, 144)
+        cli_frames = _png_frames(tmp_path / "cli", 4)
+        for cli, library in zip(cli_frames, _png_frames(tmp_path / "library", 4)):
+            assert np.array_equal(cli, library)
+        assert any(not np.array_equal(f[:, :176], f[:, 176:]) for f in cli_frames)
+        assert np.array_equal(decoded_audio(out), decoded_audio(clip_folder / "source.mp4"))
+    finally:
+        (clip_folder / "transforms.json").unlink()
+        (clip_folder / "source.mp4").unlink()
