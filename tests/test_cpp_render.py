@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import CUDA_SKIP_REASON, build_against_installed, cuda_usable
-from innout.scene import export_scene, load_scene, render_scene
+from innout.edit.scene_export import export_scene
+from innout.scene import load_scene, render_scene
 from safetensors import safe_open
 from safetensors.torch import save_file
 from test_scene import innout_run  # noqa: F401  (the fixture: a short In-N-Out run)

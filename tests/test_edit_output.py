@@ -23,16 +23,9 @@ from innout.edit.paste import (
     paste_back,
     paste_mask,
 )
-from innout.edit.video import (
-    Edit,
-    EditError,
-    edits_offset,
-    latent_offset,
-    parse_edit,
-    superresolve_smoothed,
-)
-from innout.invert.clip import read_video
-from innout.media import upright, write_video
+from innout.edit.smoothing import superresolve_smoothed
+from innout.edit.specs import Edit, EditError, edits_offset, latent_offset, parse_edit
+from innout.media import read_video, upright, write_video
 from innout.tiny.bundle import weights_path
 
 

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
 from innout.cli import main as cli_main
-from innout.edit.video import (
-    EditError,
-    edit_frames,
-    latent_offset,
-    removal_scale,
-    smooth,
-    view_cameras,
-)
+from innout.edit.export import ExportedVideo, export_edited_video
+from innout.edit.removal import removal_scale
+from innout.edit.render import edit_frames, render_edited
+from innout.edit.smoothing import smooth
+from innout.edit.specs import EditError, latent_offset
+from innout.edit.views import view_cameras
 from innout.invert import InversionResult, invert
-from innout.invert.clip import read_video
-from innout.media import to_uint8
+from innout.media import read_video, to_uint8
 from PIL import Image
 from test_edit_output import decoded_audio, write_clip_with_audio
 from test_invert import TINY_RUN, synthetic_clip, write_clip_folder
@@ -74,7 +72,7 @@ def test_render_by_name_matches_the_explicit_arguments(run, monkeypatch):
     cameras = view_cameras(result.frames, yaw=15.0)
     explicit = [r.image for _, r in result.render(latents=result.latents + offset,
                                                    cameras=cameras)]  # fmt: skip
-    named = [r.image for _, r in result.render(edit="hair_color=0.4", view=(15.0, 0.0))]
+    named = [r.image for _, r in render_edited(result, edit="hair_color=0.4", view=(15.0, 0.0))]
     for a, b in zip(explicit, named):
         assert torch.equal(a, b)
     # Without masks, removal uses the object field's own opacity: where the object showed
@@ -82,13 +80,13 @@ def test_render_by_name_matches_the_explicit_arguments(run, monkeypatch):
     # threshold is set to its own 90th percentile.
     kept = torch.cat([r.object_opacity for _, r in result.render()])
     threshold = float(kept.quantile(0.9))
-    monkeypatch.setattr("innout.edit.video.AUTO_MASK_THRESHOLD", threshold)
-    removed = torch.cat([r.object_opacity for _, r in result.render(remove_object=True)])
+    monkeypatch.setattr("innout.edit.removal.AUTO_MASK_THRESHOLD", threshold)
+    removed = torch.cat([r.object_opacity for _, r in render_edited(result, remove_object=True)])
     shown = kept > threshold
     assert shown.any() and float(removed[shown].abs().max()) == 0.0
     assert float(removed[~shown].abs().max()) > 0  # the rest of the object stays
     with pytest.raises(EditError, match="either latents or edit"):
-        next(result.render(latents=result.latents, edit="smile=1"))
+        next(render_edited(result, latents=result.latents, edit="smile=1"))
 
 
 def test_temporal_smoothing_filters_codes_and_superresolution_features(run):
@@ -113,24 +111,40 @@ def test_combined_and_layer_wise_edits(run):
     assert torch.equal(same, hair)
 
 
+def _write_source_video(
+    clip_folder: Path,
+    frames: torch.Tensor,
+    backgrounds: np.ndarray,
+    offset: tuple[int, int],
+    size: int,
+    fps: float,
+) -> None:
+    """A preprocessed-style source: `backgrounds` [T, H, W, 3] with the clip's frames (resized to
+    `size`) at `offset` (x0, y0), as source.mp4 with sound, and its transforms.json."""
+    x0, y0 = offset
+    crops = [to_uint8(f) for f in torch.nn.functional.interpolate(frames, size=size)]
+    sources = []
+    for crop, background in zip(crops, backgrounds):
+        frame = background.copy()
+        frame[y0 : y0 + size, x0 : x0 + size] = crop
+        sources.append(frame)
+    write_clip_with_audio(clip_folder / "source.mp4", sources, fps=round(fps))
+    height, width = backgrounds.shape[1:3]
+    transforms = {"version": 1, "source": "source.mp4", "source_size": [width, height],
+                  "crop_size": size, "frames": [{"source_frame": t, "crop_from_source":
+                  [[1, 0, -x0], [0, 1, -y0]]} for t in range(len(crops))]}  # fmt: skip
+    (clip_folder / "transforms.json").write_text(json.dumps(transforms))
+
+
 def test_innout_edit_pastes_back_into_the_source_frames_with_their_audio(run, tmp_path):
     """A preprocessed-style input: a larger source video with sound whose frames contain the
     clip at a known offset, and its transforms.json."""
     result = InversionResult.load(run[0])
     clip_folder = run[0].parent / "clip"
-    rng = np.random.default_rng(0)
     size, (x0, y0) = result.generator.img_resolution, (40, 16)
-    crops = [to_uint8(f) for f in torch.nn.functional.interpolate(run[1].frames, size=size)]
-    sources = []
-    for crop in crops:
-        frame = rng.integers(0, 256, size=(160, 200, 3), dtype=np.uint8)
-        frame[y0 : y0 + size, x0 : x0 + size] = crop
-        sources.append(frame)
-    write_clip_with_audio(clip_folder / "source.mp4", sources, fps=round(result.fps))
-    transforms = {"version": 1, "source": "source.mp4", "source_size": [200, 160],
-                  "crop_size": size, "frames": [{"source_frame": t, "crop_from_source":
-                  [[1, 0, -x0], [0, 1, -y0]]} for t in range(result.frames)]}  # fmt: skip
-    (clip_folder / "transforms.json").write_text(json.dumps(transforms))
+    rng = np.random.default_rng(0)
+    backgrounds = rng.integers(0, 256, size=(result.frames, 160, 200, 3), dtype=np.uint8)
+    _write_source_video(clip_folder, run[1].frames, backgrounds, (x0, y0), size, result.fps)
     try:
         out, pngs = tmp_path / "pasted.mp4", tmp_path / "frames"
         code = cli_main(["edit", str(run[0]), "--out", str(out), "--paste-back",
@@ -255,3 +269,52 @@ def test_innout_demo_writes_its_report(tmp_path):
     for video in ("run/preview.mp4", "edit.mp4", "removed.mp4", "orbit.mp4"):
         assert video in report and (out / video).is_file()
     assert cli_main(["demo", "--out", str(out), "--frames", "2", "--quiet"]) == 2  # exists
+
+
+def _png_frames(folder, count: int) -> list[np.ndarray]:
+    return [np.asarray(Image.open(folder / f"{t:05d}.png")) for t in range(count)]
+
+
+def test_export_writes_the_frames_of_innout_edit(run, tmp_path):
+    result = InversionResult.load(run[0])
+    code = cli_main(["edit", str(run[0]), "--out", str(tmp_path / "cli.mp4"), "--direction",
+                     "hair_color", "--range", "0", "0.4", "2", "--side-by-side",
+                     "--remove-object", "--png-frames", str(tmp_path / "cli")])  # fmt: skip
+    assert code == 0
+    out = tmp_path / "library.mp4"
+    strengths = torch.linspace(0, 0.4, 2).tolist()  # as --range computes them (float32)
+    video = export_edited_video(result, out, direction="hair_color", strengths=strengths,
+                                remove_object=True, side_by_side=True,
+                                png_frames=tmp_path / "library")  # fmt: skip
+    assert video == ExportedVideo(out, 4, 4 * 128, 128, result.fps)
+    for cli, library in zip(_png_frames(tmp_path / "cli", 4), _png_frames(tmp_path / "library", 4)):
+        assert np.array_equal(cli, library)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].frames == 4
+
+
+def test_export_pastes_back_as_innout_edit(run, tmp_path):
+    """The paste-back of a preprocessed-style input (a larger source video with the clip at a
+    known offset, and its transforms.json), from Python and from the command line."""
+    result = InversionResult.load(run[0])
+    clip_folder = run[0].parent / "clip"
+    size, (x0, y0) = result.generator.img_resolution, (24, 8)
+    backgrounds = np.full((result.frames, 144, 176, 3), 90, dtype=np.uint8)
+    _write_source_video(clip_folder, run[1].frames, backgrounds, (x0, y0), size, result.fps)
+    try:
+        code = cli_main(["edit", str(run[0]), "--out", str(tmp_path / "cli.mp4"), "--paste-back",
+                         "--side-by-side", "--edit", "hair_color=0.5", "--png-frames",
+                         str(tmp_path / "cli")])  # fmt: skip
+        assert code == 0
+        out = tmp_path / "library.mp4"
+        video = export_edited_video(result, out, edits=["hair_color=0.5"], paste_back=True,
+                                    side_by_side=True, png_frames=tmp_path / "library")  # fmt: skip
+        assert (video.frames, video.width, video.height) == (4, 2 * 176, 144)
+        cli_frames = _png_frames(tmp_path / "cli", 4)
+        for cli, library in zip(cli_frames, _png_frames(tmp_path / "library", 4)):
+            assert np.array_equal(cli, library)
+        assert any(not np.array_equal(f[:, :176], f[:, 176:]) for f in cli_frames)
+        assert np.array_equal(decoded_audio(out), decoded_audio(clip_folder / "source.mp4"))
+    finally:
+        (clip_folder / "transforms.json").unlink()
+        (clip_folder / "source.mp4").unlink()

@@ -8,9 +8,10 @@ import struct
 import pytest
 import torch
 from innout.cli import main
+from innout.edit.scene_export import export_scene
 from innout.invert import invert
 from innout.invert.state import render_frames
-from innout.scene import SCENE_FORMAT, SceneError, export_scene, load_scene, render_scene
+from innout.scene import SCENE_FORMAT, SceneError, load_scene, render_scene
 from safetensors.torch import load_file, save_file
 from test_invert import TINY_RUN, synthetic_clip
 
@@ -48,7 +49,7 @@ def test_a_scene_renders_like_the_run_it_came_from(innout_run, tmp_path):
 
 
 def test_edits_are_baked_into_the_exported_planes(innout_run, tmp_path):
-    from innout.edit.video import render_options
+    from innout.edit.render import render_options
 
     path = tmp_path / "edited.safetensors"
     assert main(["export-scene", str(innout_run.folder), "--frame", "0", "--edit",

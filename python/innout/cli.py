@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from innout.bench.cli import add_bench_commands
 from innout.demo import add_demo_command
 from innout.edit.cli import add_edit_command, add_ganspace_command
+from innout.edit.scene_export import add_export_scene_command
 from innout.eg3d.cli import add_eg3d_commands
 from innout.info import add_info_command
 from innout.invert.cli import add_invert_command
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_commands(commands)
     add_eg3d_commands(commands)
     add_demo_command(commands)
+    add_export_scene_command(commands)
     add_preprocess_command(commands)
     add_invert_command(commands)
     add_edit_command(commands)

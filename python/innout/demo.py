@@ -21,7 +21,7 @@ DEMO_EDIT = ("hair_color", 0.3)
 
 
 def _images(folder: Path, names: list[str]) -> torch.Tensor:
-    from innout.invert.clip import image_tensor, read_image
+    from innout.media import image_tensor, read_image
 
     return torch.stack([image_tensor(read_image(folder / name)) for name in names])
 
@@ -47,7 +47,8 @@ def run_demo(
     progress: bool = True,
 ) -> dict:
     """Runs the demo into `out`; returns the metrics written to report.html / demo.json."""
-    from innout.edit.video import edit_frames, view_cameras
+    from innout.edit.render import edit_frames
+    from innout.edit.views import view_cameras
     from innout.invert.clip import InputError, load_clip
     from innout.invert.run import invert
     from innout.media import write_video

@@ -1,9 +1,10 @@
 """Exported scenes: one frame of an inverted video as a self-contained, dependency-free file.
 
-`innout export-scene` writes everything the raw (neural-rendering) image of one frame depends on:
-the frame's EG3D tri-plane after edits, EG3D's decoder, the object tri-plane with its decoder and
-the frame's code (In-N-Out methods), the camera and the sampling settings. An application renders
-it without Python or PyTorch; :func:`render_scene` is the reference it must match.
+`innout export-scene` (:mod:`innout.edit.scene_export`) writes everything the raw (neural-rendering)
+image of one frame depends on: the frame's EG3D tri-plane after edits, EG3D's decoder, the object
+tri-plane with its decoder and the frame's code (In-N-Out methods), the camera and the sampling
+settings. An application renders it without Python or PyTorch; :func:`render_scene` is the reference
+it must match.
 
 File layout (format ``innout-scene/1``): a safetensors file - an 8-byte little-endian header
 length, a JSON header, then the raw little-endian data - whose tensors are all float32 and
@@ -44,7 +45,6 @@ are the first three, in [-1, 1]) and the depth, each [resolution, resolution].
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -54,7 +54,6 @@ import torch
 
 from innout import ops
 from innout.eg3d import camera as cameras
-from innout.eg3d.decoder import SIGMOID_PAD
 from innout.eg3d.renderer import triplane_field
 from innout.render.pipeline import Field, FieldSamples, render_rays
 from innout.render.settings import RenderSettings
@@ -89,78 +88,6 @@ class Scene:
     @property
     def has_object(self) -> bool:
         return "object.planes" in self.tensors
-
-
-def _effective(layer) -> tuple[torch.Tensor, torch.Tensor]:
-    """An equalised-lr FullyConnectedLayer's weight and bias as a plain affine map."""
-    weight = layer.weight.detach().float() * layer.weight_gain
-    bias = layer.bias.detach().float() * layer.bias_gain
-    return weight.contiguous(), bias.contiguous()
-
-
-@torch.no_grad()
-def scene_tensors(result, frame: int, edits=(), camera: torch.Tensor | None = None) -> tuple:
-    """(tensors, metadata) of frame `frame` of an InversionResult, after `edits` (Edit objects
-    or ``SPEC=S`` strings, as `innout edit`), seen from `camera` [25] (default: the frame's)."""
-    from innout.edit.video import render_options
-
-    if not 0 <= frame < result.frames:
-        raise SceneError(f"frame must be in [0, {result.frames - 1}], got {frame}")
-    face = result.state.generator if result.state.generator is not None else result.generator
-    settings = face.render_settings(samples_multiplier=result.settings.samples_multiplier)
-    if settings.white_back or settings.disparity_space_sampling:
-        raise SceneError("scenes support EG3D's FFHQ rendering only (no white background, no "
-                         "disparity-space sampling)")  # fmt: skip
-    latents = render_options(result, list(edits))["latents"][frame : frame + 1]
-    planes = face.planes(latents.to(result.cameras.device), noise_mode="const")[0]
-    label = result.cameras[frame] if camera is None else torch.as_tensor(camera).reshape(-1)
-    if label.shape != (25,):
-        raise SceneError(f"camera must be 25 floats (EG3D label), got {tuple(label.shape)}")
-    hidden_w, hidden_b = _effective(face.decoder.net[0])
-    output_w, output_b = _effective(face.decoder.net[2])
-    tensors = {
-        "camera": label.float(),
-        "face.planes": planes.float(),
-        "face.hidden.weight": hidden_w,
-        "face.hidden.bias": hidden_b,
-        "face.output.weight": output_w,
-        "face.output.bias": output_b,
-    }
-    field = result.state.object
-    if field is not None:
-        tensors["object.planes"] = field.planes.detach()[0].float()
-        tensors["object.code"] = field.codes.detach()[frame].float()
-        for name, layer in (("hidden", field.hidden), ("output", field.output)):
-            weight, bias = _effective(layer)
-            tensors[f"object.{name}.weight"], tensors[f"object.{name}.bias"] = weight, bias
-    metadata = {
-        "format": SCENE_FORMAT,
-        "resolution": str(face.neural_rendering_resolution),
-        "coarse_samples": str(settings.coarse_samples),
-        "fine_samples": str(settings.fine_samples),
-        "ray_start": repr(float(settings.ray_start)),
-        "ray_end": repr(float(settings.ray_end)),
-        "box_warp": repr(float(settings.box_warp)),
-        "sigmoid_pad": repr(SIGMOID_PAD),
-        "source": str(getattr(result, "folder", "") or ""),
-        "frame": str(frame),
-        "method": result.method,
-        "edits": json.dumps([str(e) for e in edits]),
-    }
-    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata
-
-
-def export_scene(result, frame: int, out: str | os.PathLike, edits=(), camera=None) -> Path:
-    """Writes frame `frame` of `result` (after `edits`) as a scene file; returns its path."""
-    from safetensors.torch import save_file
-
-    tensors, metadata = scene_tensors(result, frame, edits, camera)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    temporary.replace(out)
-    return out
 
 
 def _rows(tensor: torch.Tensor) -> int:

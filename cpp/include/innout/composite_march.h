@@ -1,5 +1,6 @@
 // composite_march: volume rendering of two radiance fields sampled at the same depths, blended per
-// sample (In-N-Out, METHOD.md section 3.1). Without the second field it is EG3D's MipRayMarcher2.
+// sample (In-N-Out, docs/method.md section 3.1). Without the second field it is EG3D's
+// MipRayMarcher2.
 //
 // On K sorted depths t_0..t_{K-1} of a ray there are K-1 intervals i with midpoint values
 //   delta_i = t_{i+1} - t_i,  m_i = (t_i + t_{i+1}) / 2,  x_mid = (x_i + x_{i+1}) / 2 for every input x

@@ -166,7 +166,7 @@ class FrameMetrics:
 
 
 def _images(folder: Path, names: list[str]) -> torch.Tensor:
-    from innout.invert.clip import image_tensor, read_image
+    from innout.media import image_tensor, read_image
 
     return torch.stack([image_tensor(read_image(folder / name)) for name in names])
 
@@ -197,7 +197,7 @@ def evaluate_pair(result, clip, clip_dir: Path, suite: QualitySuite, lpips=None)
 
     Returns (FrameMetrics, {panel name: images [T, 3, H, W]}).
     """
-    from innout.edit.video import edit_frames
+    from innout.edit.render import edit_frames
     from innout.metrics import psnr, ssim
 
     names = [Path(name).name for name in clip.names]

@@ -4,10 +4,10 @@ the result back into the original frames."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from innout.edit.video import SMOOTHING, EditError, parse_edit
+from innout.edit.smoothing import SMOOTHING
+from innout.edit.specs import EditError, parse_edit
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -33,50 +33,15 @@ def _check(args: argparse.Namespace) -> None:
         parse_edit(edit)
 
 
-def _input_of(run: Path) -> tuple[Path, Path | None]:
-    """The run's input (file or folder) and its transforms.json, if preprocessing wrote one."""
-    manifest_input = json.loads((run / "run.json").read_text())["input"]
-    source = Path(manifest_input["source"])
-    transforms = source / "transforms.json" if source.is_dir() else None
-    return source, transforms if transforms is not None and transforms.is_file() else None
-
-
 def _cmd_edit(args: argparse.Namespace) -> int:
     import torch
 
-    from innout.edit.paste import (
-        changed_region,
-        load_transforms,
-        paste_back,
-        paste_mask,
-        read_source_frames,
-    )
-    from innout.edit.video import edit_frames, view_cameras
-    from innout.invert.clip import load_clip
-    from innout.invert.losses import resize
+    from innout.edit.export import export_edited_video
+    from innout.edit.views import view_cameras
     from innout.invert.result import InversionResult
-    from innout.media import to_uint8, write_png, write_video
 
     _check(args)
     result = InversionResult.load(args.run)
-    source, transforms_path = _input_of(result.folder)
-    clip = None
-    if args.side_by_side or args.remove_object:
-        if source.exists():
-            clip = load_clip(source, masks=args.masks)
-        elif args.side_by_side and not args.paste_back:
-            raise EditError(f"--side-by-side needs the run's input, which is gone: {source}")
-    transforms = None
-    if args.paste_back:
-        if transforms_path is None:
-            raise EditError(
-                f"--paste-back needs the crop transforms of the run's input "
-                f"({source}/transforms.json, written by innout preprocess)"
-            )
-        transforms = load_transforms(transforms_path)
-        if transforms.frames != result.frames:
-            raise EditError(f"{transforms_path} has {transforms.frames} frames, the run "
-                            f"{result.frames}")  # fmt: skip
     cameras = None
     if args.orbit or args.yaw or args.pitch:
         cameras = view_cameras(result.frames, args.yaw, args.pitch, args.orbit)
@@ -84,51 +49,16 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     if args.range is not None:
         low, high, count = args.range
         strengths = torch.linspace(low, high, int(count)).tolist()
-    common = {"edits": args.edit, "remove_object": args.remove_object, "clip": clip,
-              "dilation": args.dilation, "smoothing": args.smooth, "cameras": cameras,
-              "samples_multiplier": args.samples_multiplier}  # fmt: skip
-    edited = [
-        edit_frames(result, direction=args.direction, strength=strength, **common)
-        for strength in strengths
-    ]
-    audio_from, audio_start = (source if source.is_file() else None), 0.0
-    if transforms is not None:
-        # The unedited frames, to find the pixels the edit changed (not needed for whole crops).
-        changed = args.paste_region == "changed"
-        reconstruction = edit_frames(result, smoothing=args.smooth) if changed else None
-        sources = read_source_frames(transforms)
-        frames = []
-        for t in range(result.frames):
-            region = None
-            if changed:
-                region = changed_region(edited[0][t], reconstruction[t])
-            mask = paste_mask(region, transforms.crop_size, args.paste_dilation,
-                              args.paste_feather)  # fmt: skip
-            pasted = paste_back(sources[t], edited[0][t], transforms.crop_from_source[t],
-                                transforms.crop_size, mask)  # fmt: skip
-            frames.append(
-                torch.cat([torch.from_numpy(sources[t]), torch.from_numpy(pasted)], 1).numpy()
-                if args.side_by_side
-                else pasted
-            )
-        audio_from = transforms.source
-        audio_start = transforms.source_frames[0] / result.fps
-    else:
-        columns = []
-        if args.side_by_side:
-            columns.append(resize(clip.frames, result.generator.img_resolution))
-            columns.append(edit_frames(result, smoothing=args.smooth))
-        columns += edited
-        frames = [
-            to_uint8(torch.cat([c[t] for c in columns], dim=-1)) for t in range(result.frames)
-        ]
-    if args.png_frames:
-        folder = Path(args.png_frames)
-        for t, frame in enumerate(frames):
-            write_png(folder / f"{t:05d}.png", frame)
-    write_video(args.out, frames, fps=result.fps, audio_from=audio_from, audio_start=audio_start)
-    size = f"{frames[0].shape[1]}x{frames[0].shape[0]}"
-    print(f"wrote {len(frames)} frames ({size}) at {result.fps:g} fps to {args.out}")
+    video = export_edited_video(
+        result, args.out, edits=args.edit, direction=args.direction, strengths=strengths,
+        remove_object=args.remove_object, masks=args.masks, dilation=args.dilation,
+        smoothing=args.smooth, cameras=cameras, samples_multiplier=args.samples_multiplier,
+        side_by_side=args.side_by_side, paste_back=args.paste_back,
+        paste_region=args.paste_region, paste_dilation=args.paste_dilation,
+        paste_feather=args.paste_feather, png_frames=args.png_frames,
+    )  # fmt: skip
+    print(f"wrote {video.frames} frames ({video.width}x{video.height}) at {video.fps:g} fps to "
+          f"{args.out}")  # fmt: skip
     return 0
 
 
@@ -179,7 +109,7 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_ganspace(args: argparse.Namespace) -> int:
     from innout.edit.ganspace import components_for
-    from innout.edit.video import network_file
+    from innout.edit.specs import network_file
     from innout.eg3d.loading import load_generator
 
     generator = load_generator(args.network)

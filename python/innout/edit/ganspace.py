@@ -14,7 +14,6 @@ SHA-256 is stored with it, so a retrained or replaced network is never given sta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from innout.atomic import save_tensors, sha256_of
 from innout.eg3d import camera
 
 #: Defaults of the cached components.
@@ -91,14 +91,6 @@ def compute_components(
     return Components(mean.float(), vt[:count].float().contiguous(), stdev.float(), samples, seed)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def user_cache_folder() -> Path:
     """$INNOUT_CACHE, else $XDG_CACHE_HOME/innout, else ~/.cache/innout."""
     if os.environ.get("INNOUT_CACHE"):
@@ -115,20 +107,14 @@ def cache_paths(network_file: Path) -> list[Path]:
 
 def save_components(components: Components, path: Path, network_sha256: str) -> None:
     """Writes components as safetensors (metadata: samples, seed, the network's SHA-256)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "innout_ganspace": json.dumps(
             {"samples": components.samples, "seed": components.seed, "network": network_sha256}
         )
     }
     tensors = {"mean": components.mean, "vectors": components.vectors, "stdev": components.stdev}
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary), metadata)
-        os.chmod(temporary, 0o644)  # readable by all, like the network file it belongs to
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    save_tensors(path, tensors, metadata)
+    os.chmod(path, 0o644)  # readable by all, like the network file it belongs to
 
 
 def load_components(path: Path, network_sha256: str | None = None) -> Components | None:
@@ -155,7 +141,7 @@ def components_for(
     if network_file is None:
         return compute_components(generator)
     network_file = Path(network_file)
-    sha = _sha256(network_file)
+    sha = sha256_of(network_file)
     for path in cache_paths(network_file):
         cached = load_components(path, sha)
         if cached is not None:

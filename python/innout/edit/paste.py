@@ -183,7 +183,7 @@ def paste_back(
 
 def read_source_frames(transforms: CropTransforms) -> list[np.ndarray]:
     """The upright source frames the crops came from, in crop order ([H, W, 3] uint8)."""
-    from innout.invert.clip import InputError, read_video
+    from innout.media import InputError, read_video
 
     try:
         frames, _ = read_video(transforms.source)

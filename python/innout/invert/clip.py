@@ -22,12 +22,9 @@ import numpy as np
 import torch
 
 from innout.eg3d import camera
+from innout.media import InputError, image_tensor, read_image, read_video, video_fps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-class InputError(ValueError):
-    """The input of an inversion is unusable; the message says what was expected."""
 
 
 @dataclass
@@ -66,61 +63,6 @@ class Clip:
 
     def __len__(self) -> int:
         return self.frames.shape[0]
-
-
-def image_tensor(pixels: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float() / 127.5 - 1
-
-
-def read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{path}: not a readable image ({error})") from error
-
-
-def read_video(path: Path) -> tuple[list[np.ndarray], float]:
-    """Decodes every frame of a video file ([H, W, 3] uint8, timestamp order, turned upright as
-    its rotation metadata says: phones store portrait videos sideways) and its fps."""
-    import av
-
-    from innout.media import upright
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as error:
-        raise InputError(f"{path}: not a readable video ({error})") from error
-    with container:
-        if not container.streams.video:
-            raise InputError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate) if stream.average_rate else 30.0
-        decoded = []
-        try:
-            for frame in container.decode(stream):
-                decoded.append((frame.pts if frame.pts is not None else len(decoded), frame))
-        except av.error.FFmpegError as error:
-            raise InputError(f"{path}: decoding failed ({error})") from error
-        decoded.sort(key=lambda item: item[0])
-        frames = [upright(frame.to_ndarray(format="rgb24"), frame.rotation) for _, frame in decoded]
-    if not frames:
-        raise InputError(f"{path}: the video has no frames")
-    return frames, fps
-
-
-def video_fps(path: Path, default: float = 30.0) -> float:
-    """The frame rate of a video file's first video stream (`default` if unknown/unreadable)."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            rate = container.streams.video[0].average_rate if container.streams.video else None
-    except (av.error.FFmpegError, OSError):
-        return default
-    return float(rate) if rate else default
 
 
 def read_cameras(path: Path) -> list[tuple[str, list[float]]]:

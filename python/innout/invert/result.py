@@ -70,9 +70,6 @@ class InversionResult:
         blend_scale: torch.Tensor | None = None,
         samples_multiplier: float | None = None,
         batch: int = 4,
-        edit=None,
-        view=None,
-        remove_object: bool | torch.Tensor = False,
         superresolve: bool = True,
     ) -> Iterator[tuple[torch.Tensor, FrameRender]]:
         """Renders frames in batches; yields (frame indices [B], FrameRender).
@@ -84,26 +81,8 @@ class InversionResult:
             with_object: include the object field (In-N-Out methods).
             blend_scale: [T, R*R] per-ray factor on the object's blend weights (removal).
             samples_multiplier: default: the run's.
-            edit: the same as `latents`, by name: "smile=0.5", an Edit or a list of them
-                (innout.edit.video.parse_edit).
-            view: the same as `cameras`, by name: "orbit" or (yaw, pitch) in degrees.
-            remove_object: the same as `blend_scale`, by name: True (automatic masks from the
-                object field's opacity) or object masks [T, 1, H, W] (1 = object).
             superresolve: False leaves FrameRender.image None (raw outputs only).
         """
-        if edit is not None or view is not None or remove_object is not False:
-            from innout.edit.video import EditError, render_options
-
-            if latents is not None and edit is not None:
-                raise EditError("give either latents or edit, not both")
-            if cameras is not None and view is not None:
-                raise EditError("give either cameras or view, not both")
-            if blend_scale is not None and remove_object is not False:
-                raise EditError("give either blend_scale or remove_object, not both")
-            options = render_options(self, edit, view, remove_object)
-            latents = options["latents"] if edit is not None else latents
-            cameras = options["cameras"] if view is not None else cameras
-            blend_scale = options["blend_scale"] if remove_object is not False else blend_scale
         device = self.cameras.device
         every = (
             torch.arange(self.frames, device=device)

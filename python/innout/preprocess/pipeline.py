@@ -254,8 +254,8 @@ def import_eg3d_folder(
     The labels are validated (25 finite floats each, frames present inside the folder, one
     square size); frames are renumbered ``frames/00000.png`` ... in the labels' order.
     """
-    from innout.invert.clip import InputError, read_cameras, read_image
-    from innout.media import write_png
+    from innout.invert.clip import read_cameras
+    from innout.media import InputError, read_image, write_png
 
     folder, out = Path(folder), Path(out)
     if out.exists():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from innout.atomic import temporary_path
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -40,7 +41,7 @@ def depth_to_uint8(depth: torch.Tensor, weight: torch.Tensor | None = None) -> n
 
 def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+    return temporary_path(path)
 
 
 def write_png(path: str | Path, pixels: np.ndarray) -> None:
@@ -58,15 +59,6 @@ def frame_rate(fps: float) -> Fraction:
     if not (fps > 0 and fps < 1000):
         raise ValueError(f"fps must be in (0, 1000), got {fps}")
     return Fraction(fps).limit_denominator(1001)
-
-
-def upright(pixels: np.ndarray, rotation: float) -> np.ndarray:
-    """A decoded frame [H, W, C] turned as players show it. `rotation` is the display matrix's
-    angle as PyAV reports it (degrees counter-clockwise; phones' portrait videos say -90)."""
-    quarter_turns = round(rotation / 90.0) % 4
-    if abs(rotation - 90.0 * round(rotation / 90.0)) > 1.0:
-        raise ValueError(f"only multiples of 90 degrees are supported, got rotation {rotation}")
-    return np.ascontiguousarray(np.rot90(pixels, k=quarter_turns)) if quarter_turns else pixels
 
 
 def _copy_audio(reader, container, start: float, duration: float) -> list:
