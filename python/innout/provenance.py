@@ -28,6 +28,14 @@ def source_commit() -> str | None:
     return commit + ("+modified" if dirty.strip() else "")
 
 
+def short_commit(commit: str | None) -> str:
+    """A commit as reports print it: its first 7 hex digits (and "+modified"), or "unknown"."""
+    if not commit:
+        return "unknown"
+    digits, _, modified = commit.partition("+")
+    return digits[:7] + ("+" + modified if modified else "")
+
+
 def device_name(device: torch.device | str | None = None) -> str:
     """The GPU's name for a CUDA device, else the processor and the thread count."""
     device = torch.device(device or "cpu")

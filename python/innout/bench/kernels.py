@@ -20,7 +20,7 @@ from innout import atomic, ops
 from innout.bench.memory import peak_bytes
 from innout.info import build_info
 from innout.ops import reference
-from innout.provenance import device_name, source_commit
+from innout.provenance import device_name, short_commit, source_commit
 
 WORKLOADS = {
     "eg3d": {"rays": 128 * 128, "samples": 96, "channels": 32, "plane_size": 256},
@@ -256,7 +256,8 @@ def format_table(report: dict) -> str:
     """A Markdown table of the results (times in ms, memory in MiB)."""
     lines = [
         f"innout bench kernels: workload {report['workload']}, {report['device']} "
-        f"({report['machine']}), commit {report['commit']}, median of {report['repeats']}",
+        f"({report['machine']}), commit {short_commit(report['commit'])}, "
+        f"median of {report['repeats']}",
         "",
         "| op | shape | fwd innout | fwd ref | fwd speedup | fwd+bwd innout | fwd+bwd ref "
         "| fwd+bwd speedup | fwd+bwd peak MiB innout / ref | ratio "

@@ -11,6 +11,8 @@ import math
 import statistics
 from pathlib import Path
 
+from innout.provenance import short_commit
+
 #: (key in the per-frame record, column title, digits) of the table's metrics, in order.
 METRICS = (
     ("reconstruction_psnr", "reconstruction PSNR", 2),
@@ -122,7 +124,7 @@ def _describe(report: dict) -> str:
         f"{videos} synthetic video(s) x {suite['frames']} frames ({', '.join(suite['objects'])}), "
         f"network {suite['network']}, preset {suite['preset']}, edit {suite['edit']} "
         f"{suite['edit_delta']:+g}; {env['machine']}, {env['threads']} threads, torch "
-        f"{env['torch']}, innout {env['innout']} (commit {env['commit'] or 'unknown'})"
+        f"{env['torch']}, innout {env['innout']} (commit {short_commit(env['commit'])})"
     )
 
 

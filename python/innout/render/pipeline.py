@@ -108,11 +108,10 @@ def _evaluate(
     )
     out = field(points, kernels)
     blend = None if out.blend is None else out.blend.reshape(batch, rays, samples)
-    return FieldSamples(
-        out.density.reshape(batch, rays, samples),
-        out.features.reshape(batch, rays, samples, -1),
-        blend,
-    )
+    # Decoders return the density as a view of their whole output ([B, P, 1 + C] or more); a
+    # compact copy lets that buffer go now instead of living as long as the density does.
+    density = out.density.reshape(batch, rays, samples).contiguous()
+    return FieldSamples(density, out.features.reshape(batch, rays, samples, -1), blend)
 
 
 def _merge(coarse: torch.Tensor, fine: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
