@@ -206,6 +206,18 @@ def test_a_synth_folder_loads_with_its_cameras_and_masks(tmp_path, clip4):
     assert (loaded.frames - clip4.frames).abs().max() <= 1 / 127.5 + 1e-6
 
 
+def test_a_preprocessed_folder_keeps_its_source_frame_rate(tmp_path, clip4):
+    """`innout preprocess` records the source video's rate in preprocess.json; the inversion (and
+    so every edited video and its copied sound) keeps it instead of assuming 30 fps."""
+    folder = write_clip_folder(clip4, tmp_path / "clip")
+    assert load_clip(folder).fps == 30.0
+    (folder / "preprocess.json").write_text(json.dumps({"fps": 10.0, "frames": len(clip4)}))
+    assert load_clip(folder).fps == 10.0
+    (folder / "preprocess.json").write_text(json.dumps({"fps": "ten"}))
+    with pytest.raises(InputError, match='expected "fps"'):
+        load_clip(folder)
+
+
 def test_a_video_file_decodes_in_order_with_its_fps(tmp_path):
     frames = [np.full((32, 32, 3), 20 * k, dtype=np.uint8) for k in range(5)]
     write_video(tmp_path / "v.mp4", frames, fps=12)

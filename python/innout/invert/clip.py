@@ -122,6 +122,23 @@ def _frames_of_folder(folder: Path, pairs) -> tuple[list[np.ndarray], list[str]]
     return frames, names
 
 
+def _folder_fps(folder: Path) -> float:
+    """A frames folder's frame rate: the source video's as `innout preprocess` recorded it in
+    preprocess.json, else that of the folder's own video.mp4 (`innout synth video`), else 30."""
+    record = folder / "preprocess.json"
+    if record.is_file():
+        try:
+            fps = json.loads(record.read_text()).get("fps")
+        except (OSError, json.JSONDecodeError, AttributeError) as error:
+            raise InputError(f"{record}: not a readable preprocessing record ({error})") from error
+        if not isinstance(fps, (int, float)) or not 0 < fps < 1000:
+            raise InputError(f'{record}: expected "fps", a frame rate in (0, 1000), got {fps!r}')
+        return float(fps)
+    if (folder / "video.mp4").is_file():
+        return video_fps(folder / "video.mp4")
+    return 30.0
+
+
 def load_clip(
     source: str | Path,
     cameras: str | Path | None = None,
@@ -138,7 +155,6 @@ def load_clip(
     source = Path(source)
     if not source.exists():
         raise InputError(f"{source}: no such file or folder")
-    fps = 30.0
     extras: dict = {}
     if source.is_dir():
         dataset = Path(cameras) if cameras is not None else source / "dataset.json"
@@ -154,8 +170,7 @@ def load_clip(
         for extra in ("params.json", "transforms.json"):
             if (source / extra).is_file():
                 extras[extra] = str(source / extra)
-        if (source / "video.mp4").is_file():
-            fps = video_fps(source / "video.mp4")
+        fps = _folder_fps(source)
     else:
         frames, fps = read_video(source)
         names = [f"{i:05d}.png" for i in range(len(frames))]
