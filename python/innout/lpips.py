@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from innout.metrics import ssim
+from innout.profiling import region
 
 #: VGG-16's convolutions: (torchvision index of the conv in `features`, in, out); "M" = max-pool.
 VGG16_LAYERS: tuple = (
@@ -218,6 +219,7 @@ class PerceptualLoss(torch.nn.Module):
             self.name = "1-ssim"
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.lpips is not None:
-            return self.lpips(a, b)
-        return 1 - ssim(a, b)
+        with region("perceptual_loss"):
+            if self.lpips is not None:
+                return self.lpips(a, b)
+            return 1 - ssim(a, b)

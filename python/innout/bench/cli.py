@@ -37,12 +37,16 @@ def _cmd_bench_generator(args: argparse.Namespace) -> int:
 
 def _cmd_bench_invert(args: argparse.Namespace) -> int:
     from innout.bench.invert import format_composite_report, run_composite_benchmark
+    from innout.bench.profile import format_profile, profile_composite_step
 
-    report = run_composite_benchmark(
+    measure, show = run_composite_benchmark, format_composite_report
+    if args.profile:
+        measure, show = profile_composite_step, format_profile
+    report = measure(
         args.network, frames=args.frames, resolution=args.resolution, steps=args.steps,
         device=args.device,
     )  # fmt: skip
-    print(format_composite_report(report))
+    print(show(report))
     if args.json:
         from innout.bench.kernels import write_json_payload
 
@@ -86,5 +90,8 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     invert_bench.add_argument("--steps", type=int, default=3, help="timed steps per backend")
     invert_bench.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     invert_bench.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    invert_bench.add_argument("--profile", action="store_true",
+                              help="where a step's time goes (innout's ops, torch.profiler), "
+                              "instead of innout vs reference")  # fmt: skip
     invert_bench.set_defaults(handler=_cmd_bench_invert)
     add_quality_command(bench_commands)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -24,15 +25,18 @@ from innout.invert.settings import FAST
 from innout.invert.state import InversionState
 from innout.lpips import PerceptualLoss
 
+#: Profiler labels of a step's two halves (see innout.bench.profile).
+FORWARD, BACKWARD = "bench.forward", "bench.backward"
 
-def run_composite_benchmark(
+
+def composite_step(
     network: str = "tiny",
     frames: int = 4,
     resolution: int = 64,
-    steps: int = 3,
     device: str = "cpu",
-) -> dict:
-    """Seconds per composite step and peak memory for both backends; returns a report dict."""
+    backend: str = "innout",
+) -> Callable[[], None]:
+    """One composite step (forward, every loss, backward) on random frames, ready to call."""
     torch_device = torch.device(device)
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda: PyTorch sees no CUDA device on this machine")
@@ -44,23 +48,39 @@ def run_composite_benchmark(
     masks[..., size // 4 : size // 2, size // 4 : size // 2] = 0
     clip = Clip(images, camera.frontal_labels(frames), masks, [f"{i}" for i in range(frames)])
     perceptual = PerceptualLoss(required=False).to(torch_device)
+    settings = dataclasses.replace(
+        FAST, batch_frames=frames, render_resolution=resolution, backend=backend
+    )
+    targets = prepare_targets(clip, generator, torch_device, resolution)
+    state = InversionState(generator, "innout", frames, settings.object_plane_resolution, 0)
+    state = state.to(torch_device).requires_grad_(False)
+    state.object.requires_grad_(True)
+    state.ws.requires_grad_(True)
+    stage = stages.composite_stage(generator, state, targets, settings, perceptual, True)
+
+    def step() -> None:
+        state.zero_grad(set_to_none=True)
+        with torch.profiler.record_function(FORWARD):
+            loss = stage.step_fn(0, torch.Generator().manual_seed(0))["loss"]
+        with torch.profiler.record_function(BACKWARD):
+            loss.backward()
+
+    return step
+
+
+def run_composite_benchmark(
+    network: str = "tiny",
+    frames: int = 4,
+    resolution: int = 64,
+    steps: int = 3,
+    device: str = "cpu",
+) -> dict:
+    """Seconds per composite step and peak memory for both backends; returns a report dict."""
+    torch_device = torch.device(device)
     report: dict = {"network": network, "device": device, "frames": frames,
                     "resolution": resolution, "steps": steps}  # fmt: skip
     for backend in ("innout", "reference"):
-        settings = dataclasses.replace(
-            FAST, batch_frames=frames, render_resolution=resolution, backend=backend
-        )
-        targets = prepare_targets(clip, generator, torch_device, resolution)
-        state = InversionState(generator, "innout", frames, settings.object_plane_resolution, 0)
-        state = state.to(torch_device).requires_grad_(False)
-        state.object.requires_grad_(True)
-        state.ws.requires_grad_(True)
-        stage = stages.composite_stage(generator, state, targets, settings, perceptual, True)
-
-        def step(stage=stage, state=state) -> None:
-            state.zero_grad(set_to_none=True)
-            stage.step_fn(0, torch.Generator().manual_seed(0))["loss"].backward()
-
+        step = composite_step(network, frames, resolution, device, backend)
         step()  # warm-up
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from innout import ops
+from innout.profiling import region
 from innout.render.pipeline import Field, FieldSamples
 from innout.render.pipeline import render_rays as render_fields
 from innout.render.settings import RenderSettings, RenderUniforms
@@ -28,7 +29,9 @@ def triplane_field(planes: torch.Tensor, decoder: Decoder, box_warp: float) -> F
     """EG3D's radiance field: tri-planes [N, 3, 32, H, W] sampled at the points, then decoded."""
 
     def field(points: torch.Tensor, kernels: ops.Backend) -> FieldSamples:
-        out = decoder(kernels.triplane_sample(planes, points, box_warp))
+        features = kernels.triplane_sample(planes, points, box_warp)
+        with region("face_decoder"):
+            out = decoder(features)
         return FieldSamples(out["sigma"][..., 0], out["rgb"])
 
     return field

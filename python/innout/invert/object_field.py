@@ -15,6 +15,7 @@ import torch
 from innout import ops
 from innout.eg3d.decoder import SIGMOID_PAD
 from innout.eg3d.layers import FullyConnectedLayer
+from innout.profiling import region
 
 FEATURES = 32
 CODE_SIZE = 32
@@ -76,4 +77,5 @@ class ObjectField(torch.nn.Module):
         planes sampled with `kernels` (default: innout's ops)."""
         kernels = kernels or ops.backend("innout")
         features = kernels.triplane_sample(self.planes, points, box_warp)
-        return self.decode(features, self.codes[frame_index])
+        with region("object_decoder"):
+            return self.decode(features, self.codes[frame_index])

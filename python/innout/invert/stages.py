@@ -18,6 +18,7 @@ from innout.invert import losses
 from innout.invert.engine import Stage, frame_batch, steps_for_epochs
 from innout.invert.settings import InversionSettings
 from innout.invert.state import InversionState, render_frames
+from innout.profiling import region
 
 
 @dataclass
@@ -166,42 +167,46 @@ def composite_stage(
             torch_generator=draws, samples_multiplier=settings.samples_multiplier,
             resolution=settings.render_resolution, backend=settings.backend,
         )  # fmt: skip
-        raw_target = targets.raw[index]
-        terms = {
-            "raw_l2": settings.raw_l2_weight * losses.l2(out.image_raw, raw_target).mean(),
-            "raw_perceptual": settings.raw_perceptual_weight
-            * perceptual(out.image_raw, raw_target).mean(),
-            "sr_l2": settings.sr_l2_weight * losses.l2(out.image, targets.image[index]).mean(),
-            "blend_entropy": settings.blend_entropy_weight * losses.blend_entropy(out.rays.blend),
-            "blend_area": settings.blend_area_weight
-            * losses.blend_area(out.rays.blend_coarse, out.rays.blend_fine),
-        }
-        if masked:
-            outside_face = 1 - targets.masks_raw[index]
-            terms["object_l2"] = (
-                settings.object_l2_weight
-                * losses.masked_l2(out.object_raw, raw_target, outside_face).mean()
-            )
-            if settings.object_mask_weight > 0:
-                share = out.object_opacity
-                terms["object_mask"] = (
-                    settings.object_mask_weight
-                    * (
-                        losses.masked_l2(share, torch.ones_like(share), outside_face)
-                        + losses.masked_l2(share, torch.zeros_like(share), 1 - outside_face)
-                    ).mean()
+        with region("losses"):
+            raw_target = targets.raw[index]
+            terms = {
+                "raw_l2": settings.raw_l2_weight * losses.l2(out.image_raw, raw_target).mean(),
+                "raw_perceptual": settings.raw_perceptual_weight
+                * perceptual(out.image_raw, raw_target).mean(),
+                "sr_l2": settings.sr_l2_weight * losses.l2(out.image, targets.image[index]).mean(),
+                "blend_entropy": settings.blend_entropy_weight
+                * losses.blend_entropy(out.rays.blend),
+                "blend_area": settings.blend_area_weight
+                * losses.blend_area(out.rays.blend_coarse, out.rays.blend_fine),
+            }
+            if masked:
+                outside_face = 1 - targets.masks_raw[index]
+                terms["object_l2"] = (
+                    settings.object_l2_weight
+                    * losses.masked_l2(out.object_raw, raw_target, outside_face).mean()
                 )
-            if settings.blend_sparsity_weight > 0:
-                face_rays = targets.masks_raw[index].flatten(1)
-                per_ray = out.rays.blend.mean(-1)
-                terms["blend_sparsity"] = settings.blend_sparsity_weight * (
-                    (per_ray * face_rays).sum() / face_rays.sum().clamp_min(1)
+                if settings.object_mask_weight > 0:
+                    share = out.object_opacity
+                    terms["object_mask"] = (
+                        settings.object_mask_weight
+                        * (
+                            losses.masked_l2(share, torch.ones_like(share), outside_face)
+                            + losses.masked_l2(share, torch.zeros_like(share), 1 - outside_face)
+                        ).mean()
+                    )
+                if settings.blend_sparsity_weight > 0:
+                    face_rays = targets.masks_raw[index].flatten(1)
+                    per_ray = out.rays.blend.mean(-1)
+                    terms["blend_sparsity"] = settings.blend_sparsity_weight * (
+                        (per_ray * face_rays).sum() / face_rays.sum().clamp_min(1)
+                    )
+            else:
+                terms["mean_latent"] = settings.mean_latent_weight * (
+                    (ws - w_avg).flatten(1).norm(dim=1).mean()
                 )
-        else:
-            terms["mean_latent"] = settings.mean_latent_weight * (
-                (ws - w_avg).flatten(1).norm(dim=1).mean()
-            )
-            terms["layer_delta"] = settings.auto_layer_delta_weight * losses.layer_delta(ws).mean()
+                terms["layer_delta"] = (
+                    settings.auto_layer_delta_weight * losses.layer_delta(ws).mean()
+                )
         return {"loss": torch.stack(list(terms.values())).sum(), **terms}
 
     return Stage(

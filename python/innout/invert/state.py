@@ -12,6 +12,7 @@ from innout.eg3d import camera
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.invert.composite import CompositeRays, render_composite
 from innout.invert.object_field import ObjectField
+from innout.profiling import region
 
 #: w_t = w_shared + RESIDUAL * r_t is the research parameterisation (docs/method.md 3.2 step 1).
 COMPOSITE_METHODS = ("innout", "innout-auto")
@@ -129,7 +130,8 @@ def render_frames(
         torch_generator = torch.Generator(device=ws.device).manual_seed(seed)
     resolution = resolution or face.neural_rendering_resolution
     origins, directions = camera.pixel_rays(cameras.to(ws.dtype), resolution)
-    planes = face.planes(ws, noise_mode="const")
+    with region("face_planes"):
+        planes = face.planes(ws, noise_mode="const")
     field = state.object if with_object else None
     rays = render_composite(
         planes,
@@ -148,7 +150,8 @@ def render_frames(
     if superresolve:
         sr = superresolution or superresolution_of(generator, state)
         # A copy of the raw image goes in: EG3D's 2X/4X SR adds into its rgb input in place.
-        image = sr(rgb.clone(), features, ws, noise_mode="none")
+        with region("superresolution"):
+            image = sr(rgb.clone(), features, ws, noise_mode="none")
     out = FrameRender(
         image=image,
         image_raw=rgb,
