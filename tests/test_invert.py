@@ -213,9 +213,12 @@ def test_a_preprocessed_folder_keeps_its_source_frame_rate(tmp_path, clip4):
     assert load_clip(folder).fps == 30.0
     (folder / "preprocess.json").write_text(json.dumps({"fps": 10.0, "frames": len(clip4)}))
     assert load_clip(folder).fps == 10.0
-    (folder / "preprocess.json").write_text(json.dumps({"fps": "ten"}))
-    with pytest.raises(InputError, match='expected "fps"'):
-        load_clip(folder)
+    (folder / "preprocess.json").write_text(json.dumps({"fps": None}))  # an imported folder
+    assert load_clip(folder).fps == 30.0
+    for bad in ("ten", True, 0, float("inf")):
+        (folder / "preprocess.json").write_text(json.dumps({"fps": bad}))
+        with pytest.raises(InputError, match='expected "fps"'):
+            load_clip(folder)
 
 
 def test_a_video_file_decodes_in_order_with_its_fps(tmp_path):

@@ -124,16 +124,20 @@ def _frames_of_folder(folder: Path, pairs) -> tuple[list[np.ndarray], list[str]]
 
 def _folder_fps(folder: Path) -> float:
     """A frames folder's frame rate: the source video's as `innout preprocess` recorded it in
-    preprocess.json, else that of the folder's own video.mp4 (`innout synth video`), else 30."""
+    preprocess.json (null for an imported frames folder), else that of the folder's own video.mp4
+    (`innout synth video`), else 30."""
     record = folder / "preprocess.json"
     if record.is_file():
         try:
             fps = json.loads(record.read_text()).get("fps")
         except (OSError, json.JSONDecodeError, AttributeError) as error:
             raise InputError(f"{record}: not a readable preprocessing record ({error})") from error
-        if not isinstance(fps, (int, float)) or not 0 < fps < 1000:
-            raise InputError(f'{record}: expected "fps", a frame rate in (0, 1000), got {fps!r}')
-        return float(fps)
+        if fps is not None:
+            if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000:
+                raise InputError(
+                    f'{record}: expected "fps", a frame rate in (0, 1000) or null, got {fps!r}'
+                )
+            return float(fps)
     if (folder / "video.mp4").is_file():
         return video_fps(folder / "video.mp4")
     return 30.0
