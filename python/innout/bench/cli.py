@@ -7,32 +7,31 @@ import argparse
 from innout.bench.quality_cli import add_quality_command
 
 
+def _show(text: str, payload: dict, json_path: str | None) -> int:
+    """Prints a benchmark's report and, with --json, writes its payload."""
+    from innout.atomic import write_json
+
+    print(text)
+    if json_path:
+        write_json(json_path, payload, indent=2)
+        print(f"wrote {json_path}")
+    return 0
+
+
 def _cmd_bench_kernels(args: argparse.Namespace) -> int:
-    from innout.bench.kernels import format_table, run_kernel_benchmarks
+    from innout.bench.kernels import format_table, json_payload, run_kernel_benchmarks
 
     results = run_kernel_benchmarks(
         workload=args.workload, device=args.device, repeats=args.repeats, ops=args.ops
     )
-    print(format_table(results))
-    if args.json:
-        from innout.bench.kernels import write_json
-
-        write_json(results, args.json)
-        print(f"wrote {args.json}")
-    return 0
+    return _show(format_table(results), json_payload(results), args.json)
 
 
 def _cmd_bench_generator(args: argparse.Namespace) -> int:
     from innout.bench.generator import format_report, run_generator_benchmark
 
     report = run_generator_benchmark(args.architecture, device=args.device, batch=args.batch)
-    print(format_report(report))
-    if args.json:
-        from innout.bench.kernels import write_json_payload
-
-        write_json_payload(report, args.json)
-        print(f"wrote {args.json}")
-    return 0
+    return _show(format_report(report), report, args.json)
 
 
 def _cmd_bench_invert(args: argparse.Namespace) -> int:
@@ -46,13 +45,7 @@ def _cmd_bench_invert(args: argparse.Namespace) -> int:
         args.network, frames=args.frames, resolution=args.resolution, steps=args.steps,
         device=args.device,
     )  # fmt: skip
-    print(show(report))
-    if args.json:
-        from innout.bench.kernels import write_json_payload
-
-        write_json_payload(report, args.json)
-        print(f"wrote {args.json}")
-    return 0
+    return _show(show(report), report, args.json)
 
 
 def add_bench_commands(commands: argparse._SubParsersAction) -> None:

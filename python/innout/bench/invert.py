@@ -17,6 +17,7 @@ import torch
 
 from innout.bench.memory import peak_bytes
 from innout.eg3d import camera
+from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.loading import load_generator
 from innout.invert import stages
 from innout.invert.clip import Clip
@@ -29,18 +30,21 @@ from innout.lpips import PerceptualLoss
 FORWARD, BACKWARD = "bench.forward", "bench.backward"
 
 
+def load_benchmark_generator(network: str = "tiny", device: str = "cpu") -> TriPlaneGenerator:
+    """The frozen generator the composite step runs on."""
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: PyTorch sees no CUDA device on this machine")
+    return load_generator(network).to(device).eval().requires_grad_(False)
+
+
 def composite_step(
-    network: str = "tiny",
+    generator: TriPlaneGenerator,
     frames: int = 4,
     resolution: int = 64,
-    device: str = "cpu",
     backend: str = "innout",
 ) -> Callable[[], None]:
     """One composite step (forward, every loss, backward) on random frames, ready to call."""
-    torch_device = torch.device(device)
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda: PyTorch sees no CUDA device on this machine")
-    generator = load_generator(network).to(torch_device).eval().requires_grad_(False)
+    torch_device = generator.backbone.mapping.w_avg.device
     seeded = torch.Generator().manual_seed(0)
     size = generator.img_resolution
     images = torch.rand(frames, 3, size, size, generator=seeded) * 2 - 1
@@ -77,10 +81,11 @@ def run_composite_benchmark(
 ) -> dict:
     """Seconds per composite step and peak memory for both backends; returns a report dict."""
     torch_device = torch.device(device)
+    generator = load_benchmark_generator(network, device)
     report: dict = {"network": network, "device": device, "frames": frames,
                     "resolution": resolution, "steps": steps}  # fmt: skip
     for backend in ("innout", "reference"):
-        step = composite_step(network, frames, resolution, device, backend)
+        step = composite_step(generator, frames, resolution, backend)
         step()  # warm-up
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)

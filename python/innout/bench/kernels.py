@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from innout import atomic, ops
+from innout import ops
 from innout.bench.memory import peak_bytes
 from innout.info import build_info
 from innout.ops import reference
@@ -277,13 +277,8 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json_payload(payload: dict, path: str) -> None:
-    """Writes a JSON report atomically (temporary file + rename)."""
-    atomic.write_json(path, payload, indent=2)
-
-
-def write_json(report: dict, path: str) -> None:
-    """Writes the kernel benchmark report (results with their ratios) as JSON."""
+def json_payload(report: dict) -> dict:
+    """The kernel benchmark report as plain JSON data (results with their ratios)."""
     payload = dict(report)
     payload["results"] = [
         {
@@ -295,4 +290,4 @@ def write_json(report: dict, path: str) -> None:
         }
         for r in report["results"]
     ]
-    write_json_payload(payload, path)
+    return payload

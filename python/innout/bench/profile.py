@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from innout.bench.invert import BACKWARD, FORWARD, composite_step
+from innout.bench.invert import BACKWARD, FORWARD, composite_step, load_benchmark_generator
 from innout.profiling import PREFIX
 
 #: The parts of a composite step, in the order they run, and the labels charged to each.
@@ -109,7 +109,8 @@ def profile_composite_step(
 ) -> dict:
     """Profiles `steps` composite steps after a warm-up; returns a report dict (milliseconds per
     step and part)."""
-    step: Callable[[], None] = composite_step(network, frames, resolution, device, "innout")
+    generator = load_benchmark_generator(network, device)
+    step: Callable[[], None] = composite_step(generator, frames, resolution, "innout")
     torch_device = torch.device(device)
     cuda = torch_device.type == "cuda"
     step()  # warm-up

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from innout.bench.kernels import write_json_payload
+from innout.atomic import write_json
 from innout.invert.settings import METHODS, PRESETS, InversionSettings, preset
 from innout.provenance import provenance
 
@@ -317,7 +317,7 @@ def run_pair(
         "side_by_side": str(video_file.relative_to(out)),
         "suite_key": _pair_key(suite, video, method),
     }
-    write_json_payload(record, record_file)
+    write_json(record_file, record, indent=2)
     record["reused"] = False
     return record
 
@@ -349,7 +349,7 @@ def _measure_again(record, suite, clip_dir, run_dir, out, lpips, device) -> dict
     record.update(metrics_version=METRICS_VERSION, per_frame=dataclasses.asdict(metrics),
                   panels=list(panels), stage_seconds=stage_seconds)  # fmt: skip
     record.pop("reused", None)
-    write_json_payload(record, run_dir / PAIR_FILE)
+    write_json(run_dir / PAIR_FILE, record, indent=2)
     record["reused"] = "measured again"
     return record
 

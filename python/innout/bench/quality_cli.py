@@ -65,7 +65,7 @@ def suite_from_args(args: argparse.Namespace):
 
 def _cmd_quality(args: argparse.Namespace) -> int:
 
-    from innout.bench.kernels import write_json_payload
+    from innout.atomic import write_json
     from innout.bench.quality import run_quality_benchmark
     from innout.bench.quality_report import format_markdown, write_html
 
@@ -89,7 +89,7 @@ def _cmd_quality(args: argparse.Namespace) -> int:
 
     report = run_quality_benchmark(suite, out, progress=not args.quiet, lpips=lpips,
                                    device=args.device, on_pair=report_pair)  # fmt: skip
-    write_json_payload(report, args.json)
+    write_json(args.json, report, indent=2)
     table = format_markdown(report)
     print(table)
     print(f"wrote {args.json}")

@@ -109,11 +109,11 @@ def add_edit_command(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_ganspace(args: argparse.Namespace) -> int:
     from innout.edit.ganspace import components_for
-    from innout.edit.specs import network_file
+    from innout.edit.specs import existing_network_file
     from innout.eg3d.loading import load_generator
 
     generator = load_generator(args.network)
-    components = components_for(generator, network_file(args.network), progress=True)
+    components = components_for(generator, existing_network_file(args.network), progress=True)
     share = components.explained_variance()
     print(f"GANSpace components of {args.network} ({components.samples} latents, seed "
           f"{components.seed}); edit with --edit ganspace:K[@A-B]=S, S in standard "

@@ -68,7 +68,7 @@ def parse_edit(text: str, strength: float | None = None) -> Edit:
     return Edit(spec, float(strength), layers)
 
 
-def network_file(network: str) -> Path | None:
+def existing_network_file(network: str) -> Path | None:
     """The weights file behind a run's network name (a registered name or a path), if it exists:
     GANSpace components are cached beside it and keyed by its hash."""
     if not network:
@@ -88,7 +88,7 @@ def _ganspace_offset(spec: str, strength: float, generator, network: str) -> tor
         raise EditError(f"{spec!r}: expected ganspace:K with a component number K >= 0")
     if generator is None:
         raise EditError(f"{spec!r}: GANSpace edits need the generator")
-    components = components_for(generator, network_file(network))
+    components = components_for(generator, existing_network_file(network))
     try:
         return components.offset(int(index_text), strength)
     except IndexError as error:
