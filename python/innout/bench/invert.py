@@ -22,7 +22,7 @@ from innout.eg3d.loading import load_generator
 from innout.invert import stages
 from innout.invert.clip import Clip
 from innout.invert.run import prepare_targets
-from innout.invert.settings import FAST
+from innout.invert.settings import FAST, PAPER
 from innout.invert.state import InversionState
 from innout.lpips import PerceptualLoss
 
@@ -42,8 +42,10 @@ def composite_step(
     frames: int = 4,
     resolution: int = 64,
     backend: str = "innout",
+    train_face: bool = False,
 ) -> Callable[[], None]:
-    """One composite step (forward, every loss, backward) on random frames, ready to call."""
+    """One composite step of the `fast` preset (forward, every loss, backward) on random
+    frames, ready to call; `train_face` also optimises the face latents (as `paper` does)."""
     torch_device = generator.backbone.mapping.w_avg.device
     seeded = torch.Generator().manual_seed(0)
     size = generator.img_resolution
@@ -53,14 +55,17 @@ def composite_step(
     clip = Clip(images, camera.frontal_labels(frames), masks, [f"{i}" for i in range(frames)])
     perceptual = PerceptualLoss(required=False).to(torch_device)
     settings = dataclasses.replace(
-        FAST, batch_frames=frames, render_resolution=resolution, backend=backend
-    )
+        FAST, batch_frames=frames, render_resolution=resolution, backend=backend,
+        latent_lr_ratio=PAPER.latent_lr_ratio if train_face else FAST.latent_lr_ratio,
+    )  # fmt: skip
     targets = prepare_targets(clip, generator, torch_device, resolution)
-    state = InversionState(generator, "innout", frames, settings.object_plane_resolution, 0)
+    state = InversionState(generator, "innout", frames, settings.object_plane_resolution, 0,
+                           settings.object_residual_resolution)  # fmt: skip
     state = state.to(torch_device).requires_grad_(False)
     state.object.requires_grad_(True)
-    state.ws.requires_grad_(True)
-    stage = stages.composite_stage(generator, state, targets, settings, perceptual, True)
+    state.ws.requires_grad_(settings.latent_lr_ratio > 0)
+    stage = stages.composite_stage(generator, state, targets, settings, perceptual,
+                                   targets.masks_raw)  # fmt: skip
 
     def step() -> None:
         state.zero_grad(set_to_none=True)
@@ -78,14 +83,15 @@ def run_composite_benchmark(
     resolution: int = 64,
     steps: int = 3,
     device: str = "cpu",
+    train_face: bool = False,
 ) -> dict:
     """Seconds per composite step and peak memory for both backends; returns a report dict."""
     torch_device = torch.device(device)
     generator = load_benchmark_generator(network, device)
     report: dict = {"network": network, "device": device, "frames": frames,
-                    "resolution": resolution, "steps": steps}  # fmt: skip
+                    "resolution": resolution, "steps": steps, "train_face": train_face}  # fmt: skip
     for backend in ("innout", "reference"):
-        step = composite_step(generator, frames, resolution, backend)
+        step = composite_step(generator, frames, resolution, backend, train_face)
         step()  # warm-up
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
@@ -104,6 +110,10 @@ def run_composite_benchmark(
     return report
 
 
+def _face(report: dict) -> str:
+    return "trained" if report.get("train_face") else "frozen"
+
+
 def format_composite_report(report: dict) -> str:
     def mib(value: int | None) -> str:
         return "-" if value is None else f"{value / 2**20:.0f} MiB"
@@ -111,7 +121,7 @@ def format_composite_report(report: dict) -> str:
     memory = report["memory_ratio"]
     return (
         f"In-N-Out composite step ({report['network']}, {report['frames']} frames x "
-        f"{report['resolution']}^2 rays, {report['device']}): innout "
+        f"{report['resolution']}^2 rays, face {_face(report)}, {report['device']}): innout "
         f"{report['innout_seconds_per_step']:.3f} s, {mib(report['innout_peak_bytes'])}; "
         f"reference {report['reference_seconds_per_step']:.3f} s, "
         f"{mib(report['reference_peak_bytes'])}; speed-up {report['speedup']:.2f}x"

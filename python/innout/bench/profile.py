@@ -106,11 +106,13 @@ def profile_composite_step(
     resolution: int = 64,
     steps: int = 3,
     device: str = "cpu",
+    train_face: bool = False,
 ) -> dict:
     """Profiles `steps` composite steps after a warm-up; returns a report dict (milliseconds per
-    step and part)."""
+    step and part). `train_face`: the face latents optimised too (`paper`), else frozen
+    (`fast`)."""
     generator = load_benchmark_generator(network, device)
-    step: Callable[[], None] = composite_step(generator, frames, resolution, "innout")
+    step: Callable[[], None] = composite_step(generator, frames, resolution, "innout", train_face)
     torch_device = torch.device(device)
     cuda = torch_device.type == "cuda"
     step()  # warm-up
@@ -136,9 +138,14 @@ def profile_composite_step(
         "frames": frames,
         "resolution": resolution,
         "steps": steps,
+        "train_face": train_face,
         "wall_ms_per_step": wall * 1000,
         "parts_ms": parts,
     }
+
+
+def _face(report: dict) -> str:
+    return "trained" if report.get("train_face") else "frozen"
 
 
 def format_profile(report: dict) -> str:
@@ -147,7 +154,8 @@ def format_profile(report: dict) -> str:
     total = sum(halves["forward"] + halves["backward"] for halves in parts.values())
     lines = [
         f"In-N-Out composite step profile ({report['network']}, {report['frames']} frames x "
-        f"{report['resolution']}^2 rays, {report['device']}, innout's ops, mean of "
+        f"{report['resolution']}^2 rays, face {_face(report)}, {report['device']}, innout's "
+        "ops, mean of "
         f"{report['steps']} profiled steps): {total:.0f} ms attributed, "
         f"{report['wall_ms_per_step']:.0f} ms wall per step under the profiler",
         "",

@@ -48,7 +48,7 @@ REPORT_FORMAT = "innout-bench-quality/1"
 PAIR_FILE = "quality.json"
 #: Version of the measurements: a stored pair measured by an older version is measured again from
 #: its saved run folder (no new inversion).
-METRICS_VERSION = 3
+METRICS_VERSION = 4
 #: The default suite: three 4-frame videos (one object kind each) times four methods take about
 #: half an hour on a 2-core CPU with the `fast` preset, most of it In-N-Out's composite stage.
 DEFAULT_IDENTITIES = (0, 1, 2)
@@ -162,6 +162,7 @@ class FrameMetrics:
     removal_psnr_in_object: list[float] | None = None
     removal_psnr_outside_object: list[float] | None = None
     reconstruction_lpips: list[float] | None = None
+    object_iou: list[float] | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -238,9 +239,27 @@ def evaluate_pair(result, clip, clip_dir: Path, suite: QualitySuite, lpips=None)
         # No object field: what the generator alone makes of the occluded face is the baseline
         # any removal has to beat (an object the generator cannot represent is never drawn).
         removed = reconstruction
+    if result.method in OBJECT_METHODS:
+        metrics.object_iou = _values(object_iou(result, object_mask))
     metrics.removal_psnr_in_object = _values(psnr(removed, head_only, object_mask))
     metrics.removal_psnr_outside_object = _values(psnr(removed, head_only, 1 - object_mask))
     return metrics, panels
+
+
+@torch.no_grad()
+def object_iou(result, object_mask: torch.Tensor) -> torch.Tensor:
+    """Per frame [T], the intersection over union of where the object field is opaque (its
+    share of the pixel > 1/2, at the neural rendering resolution) and the true object mask
+    [T, 1, H, W] (1 = object; a pixel is object when most of it is). A frame with neither is
+    NaN (not counted)."""
+    import torch.nn.functional as F  # noqa: N812
+
+    opacity = torch.cat([render.object_opacity for _, render in result.render(superresolve=False)])
+    truth = F.interpolate(object_mask.float(), size=opacity.shape[-2:], mode="area") > 0.5
+    predicted = opacity.cpu() > 0.5
+    intersection = (predicted & truth).flatten(1).sum(1).double()
+    union = (predicted | truth).flatten(1).sum(1).double()
+    return intersection / union
 
 
 def _write_panels(path: Path, panels: dict[str, torch.Tensor], fps: float) -> None:

@@ -122,6 +122,9 @@ def edit_frames(
     if smoothing != "none" and result.state.object is not None:
         state = copy.deepcopy(result.state)
         state.object.codes.data.copy_(smooth(state.object.codes.data, smoothing))
+        if state.object.residual_planes is not None:
+            residual = state.object.residual_planes.data
+            residual.copy_(smooth(residual, smoothing))
         target = InversionResult(result.generator, state, result.cameras, result.method,
                                  result.settings)  # fmt: skip
         target.network_name = result.network_name

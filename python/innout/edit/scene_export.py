@@ -54,7 +54,8 @@ def scene_tensors(result, frame: int, edits=(), camera: torch.Tensor | None = No
     }
     field = result.state.object
     if field is not None:
-        tensors["object.planes"] = field.planes.detach()[0].float()
+        frame_index = torch.tensor([frame], device=field.planes.device)
+        tensors["object.planes"] = field.frame_planes(frame_index).detach()[0].float()
         tensors["object.code"] = field.codes.detach()[frame].float()
         for name, layer in (("hidden", field.hidden), ("output", field.output)):
             weight, bias = _effective(layer)

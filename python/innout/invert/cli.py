@@ -54,7 +54,12 @@ def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input", help="video file or frames folder")
     parser.add_argument("--network", default="tiny", help="tiny (bundled), .pkl or .safetensors")
-    parser.add_argument("--method", default="innout", choices=METHODS)
+    parser.add_argument(
+        "--method",
+        default=None,
+        choices=METHODS,
+        help="default: innout when the input has object masks, else innout-auto",
+    )
     parser.add_argument("--preset", default="fast", choices=list(PRESETS))
     parser.add_argument("--out", required=True, help="run folder")
     parser.add_argument("--masks", default=None, help="masks folder (255 face, 0 object)")

@@ -39,8 +39,12 @@ def layer_delta(ws: torch.Tensor) -> torch.Tensor:
 
 
 def blend_entropy(blend: torch.Tensor) -> torch.Tensor:
-    """Mean binary entropy of p = b^2 over every sample: pushes each b to 0 or 1."""
-    p = blend.square().clamp(ENTROPY_EPS, 1 - ENTROPY_EPS)
+    """Mean binary entropy of p = b^2 over every sample: pushes each b to 0 or 1.
+
+    The research clamp [1e-19, 1 - 1e-19] is [1e-19, 1] in float32, where log(1 - p) is -inf
+    for a saturated b = 1 and the loss NaN; the upper bound here is the largest float below 1."""
+    upper = 1 - torch.finfo(blend.dtype).eps
+    p = blend.square().clamp(ENTROPY_EPS, upper)
     return -(p * p.log() + (1 - p) * (1 - p).log()).mean()
 
 
@@ -48,6 +52,27 @@ def blend_area(blend_coarse: torch.Tensor, blend_fine: torch.Tensor) -> torch.Te
     """Mean over rays of (max_k b_k)^2, coarse and fine samples averaged: keeps the object small."""
     terms = [b.amax(-1).square().mean() for b in (blend_coarse, blend_fine) if b.shape[-1] > 0]
     return torch.stack(terms).mean()
+
+
+def distortion(
+    weights: torch.Tensor, depths: torch.Tensor, near: float, far: float
+) -> torch.Tensor:
+    """mip-NeRF 360's distortion loss of ray weights [..., K - 1] on the intervals between sorted
+    depths [..., K], depths normalised to [0, 1] over [near, far]; mean over rays.
+
+    sum_ij w_i w_j |m_i - m_j| + 1/3 sum_i w_i^2 delta_i (m: interval midpoints, delta: lengths)
+    is small when a ray's weight sits in one short interval: it removes the thin fog a field
+    spreads along a ray to explain a pixel from one view, which shows as floaters in others.
+    The pairwise sum is computed in O(K) with prefix sums (the midpoints are sorted).
+    """
+    scaled = (depths - near) / (far - near)
+    mid = (scaled[..., 1:] + scaled[..., :-1]) / 2
+    delta = scaled[..., 1:] - scaled[..., :-1]
+    before = torch.cumsum(weights, -1) - weights  # sum_{j<i} w_j
+    moment_before = torch.cumsum(weights * mid, -1) - weights * mid  # sum_{j<i} w_j m_j
+    pairwise = 2 * (weights * (mid * before - moment_before)).sum(-1)
+    own = (weights.square() * delta).sum(-1) / 3
+    return (pairwise + own).mean()
 
 
 def ramped_lr(base: float, step: int, steps: int, rampup: float, rampdown: float) -> float:

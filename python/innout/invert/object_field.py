@@ -4,8 +4,15 @@ explain.
 One tri-plane T_O [1, 3, 32, R, R] shared by every frame (initialised N(0, 1)) and a decoder D_O:
 [mean tri-plane feature (32), per-frame code phi_t (32)] -> FC 64 -> softplus -> FC 34 = raw
 density, 32 features (EG3D's padded sigmoid) and a blend weight b = sigmoid(last output). The
-per-frame code lets the object move or change from frame to frame while the tri-plane holds its
-shape.
+per-frame code lets the object change from frame to frame while the tri-plane holds its shape.
+
+innout's addition: optional per-frame residual tri-planes Delta_t [T, 3, 32, r, r] at a low
+resolution r, upsampled (bilinear) to R and added to T_O, so frame t is decoded from
+T_O + up(Delta_t). A code entering the hidden layer can only change what the decoder makes of a
+feature, not where the feature is, so a moving object would be drawn along its whole path in
+every frame; the residual planes put each frame's object where that frame shows it. Because the
+sum is formed before sampling, one frame's object is an ordinary tri-plane (what a scene file
+stores). Zero-initialised, they leave the research model unchanged until they are trained.
 """
 
 from __future__ import annotations
@@ -28,17 +35,24 @@ class ObjectField(torch.nn.Module):
     Args:
         frames: number of video frames (one code each).
         plane_resolution: side R of the object tri-plane (256 in the research code).
+        residual_resolution: side r of the per-frame residual tri-planes (0: none, the research
+            model).
         generator: seeds the initial planes, decoder and codes.
     """
 
     def __init__(
-        self, frames: int, plane_resolution: int, generator: torch.Generator | None = None
+        self,
+        frames: int,
+        plane_resolution: int,
+        generator: torch.Generator | None = None,
+        residual_resolution: int = 0,
     ) -> None:
         super().__init__()
-        if frames < 1 or plane_resolution < 2:
+        bad_residual = residual_resolution < 0 or residual_resolution == 1
+        if frames < 1 or plane_resolution < 2 or bad_residual:
             raise ValueError(
-                f"ObjectField needs frames >= 1 and plane_resolution >= 2, got {frames}, "
-                f"{plane_resolution}"
+                f"ObjectField needs frames >= 1, plane_resolution >= 2 and residual_resolution "
+                f"0 or >= 2, got {frames}, {plane_resolution}, {residual_resolution}"
             )
         self.planes = torch.nn.Parameter(
             torch.randn(1, 3, FEATURES, plane_resolution, plane_resolution, generator=generator)
@@ -49,10 +63,34 @@ class ObjectField(torch.nn.Module):
         with torch.no_grad():
             for layer in (self.hidden, self.output):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
+        self.residual_planes: torch.nn.Parameter | None = None
+        if residual_resolution:
+            shape = (frames, 3, FEATURES, residual_resolution, residual_resolution)
+            self.residual_planes = torch.nn.Parameter(torch.zeros(shape))
 
     @property
     def frames(self) -> int:
         return self.codes.shape[0]
+
+    @property
+    def residual_resolution(self) -> int:
+        return 0 if self.residual_planes is None else self.residual_planes.shape[-1]
+
+    def frame_planes(self, frame_index: torch.Tensor) -> torch.Tensor:
+        """The tri-planes of frames `frame_index` [B]: [B, 3, 32, R, R] (T_O + up(Delta_t)), or
+        T_O itself [1, 3, 32, R, R] without residual planes."""
+        if self.residual_planes is None:
+            return self.planes
+        residual = self.residual_planes[frame_index]
+        batch, _, channels, low, _ = residual.shape
+        size = self.planes.shape[-1]
+        upsampled = torch.nn.functional.interpolate(
+            residual.reshape(batch * 3, channels, low, low),
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+        )
+        return self.planes + upsampled.reshape(batch, 3, channels, size, size)
 
     def decode(
         self, features: torch.Tensor, codes: torch.Tensor
@@ -76,6 +114,6 @@ class ObjectField(torch.nn.Module):
         """The field at world points [B, P, 3] of frames `frame_index` [B] (see `decode`), its
         planes sampled with `kernels` (default: innout's ops)."""
         kernels = kernels or ops.backend("innout")
-        features = kernels.triplane_sample(self.planes, points, box_warp)
+        features = kernels.triplane_sample(self.frame_planes(frame_index), points, box_warp)
         with region("object_decoder"):
             return self.decode(features, self.codes[frame_index])

@@ -154,7 +154,7 @@ class InversionResult:
         latents = load_file(str(folder / run_folder.LATENTS))
         frames = latents["ws"].shape[0]
         state = InversionState(generator, method, frames, settings.object_plane_resolution,
-                               settings.seed)  # fmt: skip
+                               settings.seed, settings.object_residual_resolution)  # fmt: skip
         state.ws.data.copy_(latents["ws"])
         if state.object is not None:
             state.object.load_state_dict(load_file(str(folder / run_folder.OBJECT)))

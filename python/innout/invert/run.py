@@ -12,7 +12,7 @@ import torch
 from innout import atomic
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.networks import network_file
-from innout.invert import run_folder, stages
+from innout.invert import object_init, run_folder, stages
 from innout.invert.clip import Clip, InputError, load_clip
 from innout.invert.engine import Engine
 from innout.invert.losses import resize
@@ -45,15 +45,17 @@ def prepare_targets(
     of the optimisation (0: the generator's), on `device`."""
     frames = clip.frames.to(device)
     raw = render_resolution or generator.neural_rendering_resolution
-    masks_raw = None
+    masks_raw = masks_image = None
     if clip.masks is not None:
-        # A raw pixel is "face" only if all of it is face: the object terms then cover the object.
+        # A pixel is "face" only if all of it is face: the object terms then cover the object.
         masks_raw = (resize(clip.masks.to(device), raw) > 0.999).float()
+        masks_image = (resize(clip.masks.to(device), generator.img_resolution) > 0.999).float()
     return stages.Targets(
         image=resize(frames, generator.img_resolution),
         raw=resize(frames, raw),
         cameras=clip.cameras.to(device),
         masks_raw=masks_raw,
+        masks_image=masks_image,
     )
 
 
@@ -62,7 +64,7 @@ def invert(
     network: str | Path | TriPlaneGenerator = "tiny",
     cameras: str | Path | None = None,
     masks: str | Path | None = None,
-    method: str = "innout",
+    method: str | None = None,
     preset_name: str = "fast",
     device: str | torch.device | None = None,
     out: str | Path | None = None,
@@ -84,7 +86,8 @@ def invert(
         cameras: an EG3D dataset.json (default: the folder's own).
         masks: a folder of masks named like the frames (255 = face, 0 = object; default: the
             folder's masks/). Used by "innout"; "innout-auto" never needs them.
-        method: "w", "wplus", "pti", "innout" or "innout-auto".
+        method: "w", "wplus", "pti", "innout" or "innout-auto" (default: "innout" when the
+            input has object masks, else "innout-auto", which finds the object itself).
         preset_name: "fast" or "paper"; `settings` (an InversionSettings) or keyword `overrides`
             (any of its fields) change it.
         device: torch device (default: CUDA when available, else CPU).
@@ -96,7 +99,7 @@ def invert(
     from innout.eg3d.loading import load_generator
     from innout.invert.result import InversionResult, write_outputs
 
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     out_path = Path(out) if out is not None else None
     manifest = None
@@ -111,6 +114,7 @@ def invert(
     if resume:
         manifest = run_folder.read_manifest(out_path)
         recorded = InversionSettings(**manifest["settings"])
+        method = method or manifest["method"]
         if manifest["method"] != method or recorded != settings:
             raise InputError(f"{out_path}: resume with the run's own method and settings "
                              f"(method {manifest['method']!r}, preset "
@@ -119,6 +123,8 @@ def invert(
             raise InputError(f"{out_path}: the run is already complete")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     clip = video if isinstance(video, Clip) else load_clip(video, cameras, masks)
+    if method is None:
+        method = "innout" if clip.masks is not None else "innout-auto"
     if method == "innout" and clip.masks is None:
         raise InputError("method 'innout' needs object masks (a masks/ folder or masks=...); "
                          "use 'innout-auto' for the mask-free variant")  # fmt: skip
@@ -127,8 +133,9 @@ def invert(
     perceptual = PerceptualLoss(lpips_vgg, lpips_lin).to(device)
     targets = prepare_targets(clip, generator, device, settings.render_resolution)
     state = InversionState(
-        generator, method, len(clip), settings.object_plane_resolution, settings.seed
-    ).to(device)
+        generator, method, len(clip), settings.object_plane_resolution, settings.seed,
+        settings.object_residual_resolution,
+    ).to(device)  # fmt: skip
     state.requires_grad_(False)
 
     masks_record = str(masks) if masks is not None else None
@@ -189,7 +196,7 @@ def invert(
         started = time.time()
         resume_from = checkpoint if checkpoint is not None and index == first_stage else None
         stage = _build_stage(name, generator, state, targets, settings, perceptual, method,
-                             resume_from is None)  # fmt: skip
+                             resume_from is None, engine.history)  # fmt: skip
         engine.metadata = {"seconds": seconds}
         engine.run(index, stage, resume_from)
         _finish_stage(name, state, settings)
@@ -211,29 +218,52 @@ def invert(
     return result
 
 
-def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh):
+def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh, history):
     if name == "latent":
         if fresh:
             best = stages.initial_latent(generator, targets, settings, perceptual)
             state.w_shared.data.copy_(best[:, : state.w_shared.shape[1]])
         state.w_shared.requires_grad_(True)
         state.residuals.requires_grad_(True)
-        return stages.latent_stage(generator, state, targets, settings, perceptual)
+        face_only = method == "innout" and settings.latent_face_only
+        return stages.latent_stage(generator, state, targets, settings, perceptual, face_only)
     if name == "pti":
         for module in (state.generator.backbone.synthesis, state.generator.decoder,
                        state.generator.superresolution):  # fmt: skip
             module.requires_grad_(True)
         return stages.pti_stage(generator, state, targets, settings, perceptual)
     if name == "composite":
-        state.object.requires_grad_(True)
-        state.ws.requires_grad_(True)
-        masked = method == "innout"
-        return stages.composite_stage(generator, state, targets, settings, perceptual, masked)
+        return _composite(generator, state, targets, settings, perceptual, method, fresh, history)
     if name == "superres":
         features = _composite_features(generator, state, targets, settings)
         state.superresolution.requires_grad_(True)
         return stages.superres_stage(generator, state, targets, settings, perceptual, features)
     raise ValueError(f"unknown stage {name!r}")
+
+
+def _composite(generator, state, targets, settings, perceptual, method, fresh, history):
+    """Step 2, after fitting the object field to the evidence when the run starts it."""
+    masked = method == "innout"
+    face_masks = targets.masks_raw if masked else None
+    fit = fresh and settings.object_init_steps > 0
+    if fit or not masked:
+        evidence = object_init.gather_evidence(generator, state, targets, settings, masked)
+        if not masked:
+            face_masks = 1 - evidence.object_masks.reshape_as(targets.raw[:, :1])
+        if fit:
+            state.object.requires_grad_(True)
+            fit_losses = object_init.fit_object(
+                state.object, evidence, targets, generator.render_settings(),
+                settings.object_init_steps, settings.object_lr, settings.seed,
+                settings.batch_frames,
+            )  # fmt: skip
+            history["object_init"] = [{"loss": loss} for loss in fit_losses]
+    state.object.requires_grad_(True)
+    # A frozen face (ratio 0) builds no graph through the backbone and the face decoder.
+    state.ws.requires_grad_(settings.latent_lr_ratio > 0)
+    mask_scale = 1.0 if masked else settings.auto_mask_weight
+    return stages.composite_stage(generator, state, targets, settings, perceptual, face_masks,
+                                  mask_scale, auto=not masked)  # fmt: skip
 
 
 @torch.no_grad()

@@ -32,6 +32,8 @@ class InversionSettings:
         layer_delta_weight: weight of sum_i ||w_t[i] - w_t[0]|| (layers 1..num_ws-2).
         lr_rampup, lr_rampdown: fractions of step 1 with the linear ramp-up / cosine ramp-down.
         perceptual_weight, l2_weight: image terms of steps 1, PTI and 3.
+        latent_face_only: "innout" leaves the object's pixels (its masks) out of step 1's loss,
+            so the face latents explain the face alone (the research code fits whole frames).
 
         pti_epochs, pti_lr: pivotal tuning of the whole generator (method "pti").
 
@@ -39,6 +41,13 @@ class InversionSettings:
         object_lr: learning rate of the object tri-plane, decoder and frame codes.
         latent_lr_ratio: the face latents' learning rate in step 2 is object_lr * this.
         object_plane_resolution: side of the object tri-plane (0: the generator's plane size).
+        object_residual_resolution: side of the per-frame residual tri-planes that let the
+            object move and change shape from frame to frame (0: none, the research model).
+        object_init_steps: steps of fitting the object field to the evidence before step 2
+            (0: the research code's random field). The evidence is, per frame, the object
+            masks (or, for "innout-auto", the pixels the W+ reconstruction of step 1 cannot
+            explain): their rays are opaque in a slab in front of the face surface, with the
+            frame's colour; every other point along the rays is empty.
         raw_l2_weight, raw_perceptual_weight, sr_l2_weight: composite image terms.
         object_l2_weight: L2 of the object-only image on object pixels (needs masks).
         blend_entropy_weight, blend_area_weight, blend_sparsity_weight: blend regularisers.
@@ -46,7 +55,12 @@ class InversionSettings:
             opacity) is fitted to the mask: mean (1 - share)^2 on object pixels + mean share^2 on
             face pixels. innout's addition: 0 in the research recipe, whose 10,000 steps let the
             image terms place the object; without it short runs leave the object as faint fog.
+        distortion_weight: weight of the distortion loss of the object field's own ray weights
+            (mip-NeRF 360): concentrates each ray's object into one compact interval, so that
+            new views show no floaters.
         mean_latent_weight, auto_layer_delta_weight: "innout-auto"'s latent regularisers.
+        auto_mask_weight: "innout-auto"'s mask term and object L2, against the evidence masks
+            (object_mask_weight and object_l2_weight are multiplied by this).
 
         sr_epochs, sr_lr: step 3, super-resolution fine-tuning on the composite features.
     """
@@ -69,6 +83,7 @@ class InversionSettings:
     lr_rampdown: float = 0.25
     perceptual_weight: float = 1.0
     l2_weight: float = 1.0
+    latent_face_only: bool = False
 
     pti_epochs: int = 100
     pti_lr: float = 3e-4
@@ -77,6 +92,8 @@ class InversionSettings:
     object_lr: float = 5e-3
     latent_lr_ratio: float = 0.01
     object_plane_resolution: int = 256
+    object_residual_resolution: int = 0
+    object_init_steps: int = 0
     raw_l2_weight: float = 1.0
     raw_perceptual_weight: float = 1.0
     sr_l2_weight: float = 1.0
@@ -85,8 +102,10 @@ class InversionSettings:
     blend_area_weight: float = 1.0
     blend_sparsity_weight: float = 0.0
     object_mask_weight: float = 0.0
+    distortion_weight: float = 0.0
     mean_latent_weight: float = 1.0
     auto_layer_delta_weight: float = 2e-3
+    auto_mask_weight: float = 0.0
 
     sr_epochs: int = 100
     sr_lr: float = 1e-3
@@ -99,12 +118,15 @@ class InversionSettings:
         not_negative = (
             "max_retries", "init_frames", "latent_epochs", "pti_epochs", "composite_steps",
             "sr_epochs", "object_plane_resolution", "render_resolution",
+            "object_residual_resolution", "object_init_steps",
         )  # fmt: skip
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.backend not in ("innout", "reference"):
             raise ValueError(f"backend must be 'innout' or 'reference', got {self.backend!r}")
+        if self.object_residual_resolution == 1:
+            raise ValueError("object_residual_resolution must be 0 (none) or >= 2")
         if self.samples_multiplier <= 0:
             raise ValueError(f"samples_multiplier must be > 0, got {self.samples_multiplier}")
         if not (0 <= self.lr_rampup <= 1 and 0 <= self.lr_rampdown <= 1):
@@ -118,9 +140,12 @@ class InversionSettings:
 #: 10,000 composite steps, 100 epochs of super-resolution fine-tuning.
 PAPER = InversionSettings()
 
-#: Small enough for an 8-frame innout-tiny clip on two CPU cores in about four minutes: four
+#: Small enough for an 8-frame innout-tiny clip on two CPU cores in about two minutes: four
 #: frames per step rendered at 32^2, far fewer steps, a coarser object tri-plane, a higher object
-#: learning rate and the mask term that places the object quickly.
+#: learning rate, and innout's additions that make short runs count (docs/method.md 3.2): step 1
+#: fitted to the face's pixels only, the object field fitted to the evidence before step 2 with
+#: per-frame residual planes that follow a moving object, the mask term that keeps it in place,
+#: the face frozen in step 2 (its planes then need no backward) and a longer step 3.
 FAST = InversionSettings(
     batch_frames=4,
     render_resolution=32,
@@ -128,13 +153,19 @@ FAST = InversionSettings(
     init_frames=4,
     latent_epochs=15,
     latent_lr=2e-2,
+    latent_face_only=True,
     pti_epochs=15,
     pti_lr=1e-3,
-    composite_steps=60,
+    composite_steps=20,
     object_lr=5e-2,
+    latent_lr_ratio=0.0,
     object_plane_resolution=64,
+    object_residual_resolution=16,
+    object_init_steps=100,
     object_mask_weight=1.0,
-    sr_epochs=10,
+    auto_mask_weight=1.0,
+    sr_epochs=30,
+    sr_lr=3e-3,
     checkpoint_every=20,
 )
 

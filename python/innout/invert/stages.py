@@ -24,12 +24,13 @@ from innout.profiling import region
 @dataclass
 class Targets:
     """The frames at output [T, 3, H, W] and raw [T, 3, R, R] resolution, cameras [T, 25],
-    masks at raw resolution [T, 1, R, R] (1 = face) or None."""
+    masks at raw [T, 1, R, R] and output resolution [T, 1, H, W] (1 = face) or None."""
 
     image: torch.Tensor
     raw: torch.Tensor
     cameras: torch.Tensor
     masks_raw: torch.Tensor | None
+    masks_image: torch.Tensor | None = None
 
     @property
     def frames(self) -> int:
@@ -83,7 +84,10 @@ def latent_stage(
     targets: Targets,
     settings: InversionSettings,
     perceptual,
+    face_only: bool = False,
 ) -> Stage:
+    """Step 1. With `face_only` the object's pixels (targets.masks_image) carry no loss: the
+    target there is the render itself, so the face latents are not bent to imitate the object."""
     steps = steps_for_epochs(settings.latent_epochs, targets.frames, settings.batch_frames)
 
     def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
@@ -96,6 +100,9 @@ def latent_stage(
             resolution=settings.render_resolution, backend=settings.backend,
         )  # fmt: skip
         target = targets.image[index]
+        if face_only:
+            face = targets.masks_image[index]
+            target = face * target + (1 - face) * out.image.detach()
         l2_term, perceptual_term = _image_terms(perceptual, settings, out.image, target)
         delta = settings.layer_delta_weight * losses.layer_delta(ws)
         loss = (l2_term + perceptual_term + delta).mean()
@@ -154,10 +161,16 @@ def composite_stage(
     targets: Targets,
     settings: InversionSettings,
     perceptual,
-    masked: bool,
+    face_masks: torch.Tensor | None,
+    mask_scale: float = 1.0,
+    auto: bool = False,
 ) -> Stage:
+    """Step 2. `face_masks` [T, 1, R, R] (1 = face) are the input masks ("innout") or the
+    evidence masks ("innout-auto"), their terms weighted by `mask_scale`; `auto` adds the
+    mask-free variant's latent regularisers."""
     field = state.object
     w_avg = generator.backbone.mapping.w_avg.detach()
+    render_settings = generator.render_settings()
 
     def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
         index = frame_batch(settings.seed, 1, step, targets.frames, settings.batch_frames)
@@ -179,28 +192,16 @@ def composite_stage(
                 "blend_area": settings.blend_area_weight
                 * losses.blend_area(out.rays.blend_coarse, out.rays.blend_fine),
             }
-            if masked:
-                outside_face = 1 - targets.masks_raw[index]
-                terms["object_l2"] = (
-                    settings.object_l2_weight
-                    * losses.masked_l2(out.object_raw, raw_target, outside_face).mean()
+            if settings.distortion_weight > 0:
+                terms["distortion"] = settings.distortion_weight * losses.distortion(
+                    out.rays.object_weights,
+                    out.rays.sample_depths,
+                    render_settings.ray_start,
+                    render_settings.ray_end,
                 )
-                if settings.object_mask_weight > 0:
-                    share = out.object_opacity
-                    terms["object_mask"] = (
-                        settings.object_mask_weight
-                        * (
-                            losses.masked_l2(share, torch.ones_like(share), outside_face)
-                            + losses.masked_l2(share, torch.zeros_like(share), 1 - outside_face)
-                        ).mean()
-                    )
-                if settings.blend_sparsity_weight > 0:
-                    face_rays = targets.masks_raw[index].flatten(1)
-                    per_ray = out.rays.blend.mean(-1)
-                    terms["blend_sparsity"] = settings.blend_sparsity_weight * (
-                        (per_ray * face_rays).sum() / face_rays.sum().clamp_min(1)
-                    )
-            else:
+            if face_masks is not None and mask_scale > 0:
+                terms.update(_mask_terms(out, raw_target, face_masks[index], settings, mask_scale))
+            if auto and settings.latent_lr_ratio > 0:
                 terms["mean_latent"] = settings.mean_latent_weight * (
                     (ws - w_avg).flatten(1).norm(dim=1).mean()
                 )
@@ -212,12 +213,44 @@ def composite_stage(
     return Stage(
         name="composite",
         steps=settings.composite_steps,
-        groups=[
-            {"params": list(field.parameters()), "lr": settings.object_lr},
-            {"params": [state.ws], "lr": settings.object_lr * settings.latent_lr_ratio},
-        ],
+        groups=[{"params": list(field.parameters()), "lr": settings.object_lr}]
+        + (
+            [{"params": [state.ws], "lr": settings.object_lr * settings.latent_lr_ratio}]
+            if settings.latent_lr_ratio > 0
+            else []
+        ),
         step_fn=step_fn,
     )
+
+
+def _mask_terms(out, raw_target, face_masks, settings, scale) -> dict[str, torch.Tensor]:
+    """The object L2 on object pixels, the object's share fitted to the masks and the blend
+    sparsity on face rays (face_masks [B, 1, R, R], 1 = face)."""
+    outside_face = 1 - face_masks
+    terms = {
+        "object_l2": scale
+        * settings.object_l2_weight
+        * losses.masked_l2(out.object_raw, raw_target, outside_face).mean()
+    }
+    if settings.object_mask_weight > 0:
+        share = out.object_opacity
+        terms["object_mask"] = (
+            scale
+            * settings.object_mask_weight
+            * (
+                losses.masked_l2(share, torch.ones_like(share), outside_face)
+                + losses.masked_l2(share, torch.zeros_like(share), face_masks)
+            ).mean()
+        )
+    if settings.blend_sparsity_weight > 0:
+        face_rays = face_masks.flatten(1)
+        per_ray = out.rays.blend.mean(-1)
+        terms["blend_sparsity"] = (
+            scale
+            * settings.blend_sparsity_weight
+            * ((per_ray * face_rays).sum() / face_rays.sum().clamp_min(1))
+        )
+    return terms
 
 
 def superres_stage(

@@ -35,6 +35,7 @@ class InversionState(torch.nn.Module):
         frames: int,
         object_plane_resolution: int,
         seed: int,
+        object_residual_resolution: int = 0,
     ) -> None:
         super().__init__()
         num_ws = generator.backbone.num_ws
@@ -51,7 +52,9 @@ class InversionState(torch.nn.Module):
         if method in COMPOSITE_METHODS:
             resolution = object_plane_resolution or generator.backbone.synthesis.img_resolution
             seeded = torch.Generator().manual_seed(seed + 17)
-            self.object = ObjectField(frames, resolution, generator=seeded)
+            self.object = ObjectField(
+                frames, resolution, generator=seeded, residual_resolution=object_residual_resolution
+            )
             self.superresolution = copy.deepcopy(generator.superresolution)
         if method == "pti":
             self.generator = copy.deepcopy(generator)

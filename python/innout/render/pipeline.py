@@ -56,7 +56,8 @@ class CompositeRays:
     object field: object_opacity [B, M] (sum_i T_i b_i alpha^O_i, the object layer's alpha);
     object_features [B, M, C] and object_weight_total [B, M] (the object field marched alone);
     blend [B, M, K] (sorted samples), blend_coarse [B, M, D] and blend_fine [B, M, K - D] (for the
-    regularisers). Without one these are None.
+    regularisers), object_weights [B, M, K - 1] (the object field's own march weights of the K - 1
+    intervals) and sample_depths [B, M, K] (the sorted depths). Without one these are None.
     """
 
     features: torch.Tensor
@@ -68,6 +69,8 @@ class CompositeRays:
     blend: torch.Tensor | None = None
     blend_coarse: torch.Tensor | None = None
     blend_fine: torch.Tensor | None = None
+    object_weights: torch.Tensor | None = None
+    sample_depths: torch.Tensor | None = None
 
 
 def coarse_depths(
@@ -205,6 +208,8 @@ def _render_chunk(
         blend=obj_samples.blend,
         blend_coarse=blend_coarse,
         blend_fine=blend_fine,
+        object_weights=object_weights,
+        sample_depths=depths,
     )
 
 

@@ -1,0 +1,193 @@
+"""The object field initialised from the data, before the composite stage (innout's addition).
+
+The research code starts the object field from noise and lets 10,000 composite steps place it;
+a short run then ends with the object as faint fog along its whole path. Here the evidence of
+each frame - where the object is in the image (the object masks, or for the mask-free variant
+the pixels the face generator alone cannot explain) and where the face surface is (the depth of
+step 1's reconstruction) - is turned into a 3-D target, and the field is fitted to it point by
+point, which costs a few decoder evaluations and no rendering:
+
+* on a ray through an object pixel the object fills a slab just in front of the face surface,
+  as thick as the object is wide in that frame (clamped), with the pixel's colour and a blend
+  weight of 1; in front of the slab the ray is empty;
+* every other ray is empty of object from the near to the far plane.
+
+With per-frame residual planes each frame's object is fitted where that frame shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from innout.eg3d import camera
+from innout.invert.engine import frame_batch
+from innout.invert.object_field import ObjectField
+from innout.invert.state import InversionState, render_frames
+
+#: Stage number of the fit's draws (after step 1's 0 and 1; see engine.frame_batch).
+INIT_STAGE = 7
+#: Thickness bounds of an object's slab, in world units (EG3D's head spans about 0.5).
+SLAB_MIN, SLAB_MAX = 0.03, 0.25
+#: Gap between the slab and the face surface (world units).
+SLAB_GAP = 0.01
+#: Points per frame and step: in the slab (and as many in front of it), and on other rays. A
+#: slab's transmittance is driven to 0; an empty point's density is penalised as the opacity a
+#: whole ray of it would have, so no fog survives along the ray.
+POSITIVE_POINTS, NEGATIVE_POINTS = 1024, 2048
+#: The length of ray over which an empty point's density is counted as opacity (world units).
+EMPTY_LENGTH = 0.1
+#: Evidence threshold of the mask-free variant: a pixel is object when its reconstruction error
+#: (mean absolute over RGB in [-1, 1], smoothed 3x3) is above max(EVIDENCE_FLOOR,
+#: EVIDENCE_FACTOR * the frame's median error).
+EVIDENCE_FLOOR, EVIDENCE_FACTOR = 0.2, 3.0
+
+
+@dataclass
+class Evidence:
+    """What step 1 says about each frame at the optimisation's raw resolution R: the face
+    surface's depth [T, R*R], the reconstruction [T, 3, R, R] and the object's pixels
+    [T, R*R] (1 = object)."""
+
+    face_depth: torch.Tensor
+    reconstruction: torch.Tensor
+    object_masks: torch.Tensor
+
+
+@torch.no_grad()
+def face_surface(generator, state: InversionState, targets, settings) -> tuple:
+    """(depth [T, R*R], raw image [T, 3, R, R]) of step 1's latents (rebuilt from step 1's
+    parameters, so a resumed run sees what the fresh one saw), rendered without the object at
+    the optimisation's resolution with deterministic samples."""
+    every = torch.arange(targets.frames, device=targets.raw.device)
+    latents = state.step1_latents(settings.residual_scale, every)
+    depths, images = [], []
+    for start in range(0, targets.frames, settings.batch_frames):
+        index = torch.arange(start, min(start + settings.batch_frames, targets.frames),
+                             device=targets.raw.device)  # fmt: skip
+        out = render_frames(
+            generator, state, latents[index], targets.cameras[index], index,
+            with_object=False, superresolve=False, resolution=targets.raw.shape[-1],
+            samples_multiplier=settings.samples_multiplier, backend=settings.backend,
+        )  # fmt: skip
+        depths.append(out.depth.flatten(1))
+        images.append(out.image_raw)
+    return torch.cat(depths), torch.cat(images)
+
+
+def unexplained_pixels(reconstruction: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Object masks [T, 1, R, R] (1 = object) from the error of a face-only reconstruction:
+    the pixels it misses by much more than it misses the rest of the frame."""
+    error = (reconstruction - frames).abs().mean(1, keepdim=True)
+    error = F.avg_pool2d(error, 3, stride=1, padding=1, count_include_pad=False)
+    median = error.flatten(1).median(1).values.view(-1, 1, 1, 1)
+    threshold = torch.clamp(EVIDENCE_FACTOR * median, min=EVIDENCE_FLOOR)
+    return (error > threshold).float()
+
+
+def gather_evidence(generator, state, targets, settings, masked: bool) -> Evidence:
+    """The evidence the object field is fitted to: the input masks when `masked`, else the
+    pixels step 1 cannot explain."""
+    depth, reconstruction = face_surface(generator, state, targets, settings)
+    if masked:
+        object_masks = 1 - targets.masks_raw
+    else:
+        object_masks = unexplained_pixels(reconstruction, targets.raw)
+    return Evidence(depth, reconstruction, object_masks.flatten(1))
+
+
+def slab_thickness(object_masks: torch.Tensor, depth: torch.Tensor, cameras: torch.Tensor):
+    """Per frame [T], the object's width in world units at the face's depth (the diameter of a
+    disc of the mask's area), clamped to [SLAB_MIN, SLAB_MAX]."""
+    pixels = object_masks.sum(1)
+    resolution = math.isqrt(object_masks.shape[1])
+    weights = object_masks / pixels.clamp_min(1)[:, None]
+    face_depth = (depth * weights).sum(1)
+    focal = cameras[:, 16].abs() * resolution  # normalised focal length -> pixels
+    width = 2 * torch.sqrt(pixels / math.pi) * face_depth / focal
+    return width.clamp(SLAB_MIN, SLAB_MAX)
+
+
+def _draw(weights: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """Ray indices [B, count] drawn per row of weights [B, M] (uniform where a row is 0)."""
+    weights = weights + (weights.sum(1, keepdim=True) == 0).float()
+    return torch.multinomial(weights.cpu(), count, replacement=True, generator=generator).to(
+        weights.device
+    )
+
+
+def _pick(values: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
+    """values [B, M(, C)] at ray indices [B, N] -> [B, N(, C)]."""
+    if values.dim() == 2:
+        return torch.gather(values, 1, rays)
+    return torch.gather(values, 1, rays[..., None].expand(-1, -1, values.shape[-1]))
+
+
+def fit_object(
+    field: ObjectField,
+    evidence: Evidence,
+    targets,
+    render_settings,
+    steps: int,
+    lr: float,
+    seed: int,
+    batch_frames: int,
+) -> list[float]:
+    """Fits `field` to the evidence for `steps` Adam steps of `batch_frames` frames; returns the
+    loss of every step."""
+    frames, resolution = targets.frames, targets.raw.shape[-1]
+    origins, directions = camera.pixel_rays(targets.cameras, resolution)
+    colours = (targets.raw.flatten(2).transpose(1, 2) + 1) / 2  # [T, M, 3] feature space
+    masks, depth = evidence.object_masks, evidence.face_depth
+    thickness = slab_thickness(masks, depth, targets.cameras)
+    near, far = render_settings.ray_start, render_settings.ray_end
+    optimizer = torch.optim.Adam(field.parameters(), lr=lr)
+    draws = torch.Generator().manual_seed(seed * 1_000_003 + INIT_STAGE)
+    losses = []
+    for step in range(steps):
+        index = frame_batch(seed, INIT_STAGE, step, frames, batch_frames).to(masks.device)
+        batch = len(index)
+
+        def uniform(count: int, rows: int = batch) -> torch.Tensor:
+            return torch.rand(rows, count, generator=draws).to(masks.device)
+
+        has_object = (masks[index].sum(1) > 0).float()
+        slab = thickness[index][:, None]
+        # Object rays: a point inside the slab, and one in front of it.
+        object_rays = _draw(masks[index], POSITIVE_POINTS, draws)
+        surface = _pick(depth[index], object_rays)
+        inside = surface - SLAB_GAP - slab * uniform(POSITIVE_POINTS)
+        in_front = near + (surface - SLAB_GAP - slab - near).clamp_min(0) * uniform(POSITIVE_POINTS)
+        # Any other ray: empty from near to far.
+        other_rays = _draw(1 - masks[index], NEGATIVE_POINTS - POSITIVE_POINTS, draws)
+        anywhere = near + (far - near) * uniform(NEGATIVE_POINTS - POSITIVE_POINTS)
+        # Half of them where another frame's object may be: in front of this ray's surface.
+        other_surface = _pick(depth[index], other_rays)
+        near_surface = other_surface - (SLAB_MAX + SLAB_GAP) * uniform(anywhere.shape[1])
+        half = anywhere.shape[1] // 2
+        anywhere = torch.cat([anywhere[:, :half], near_surface[:, half:]], 1)
+        rays = torch.cat([object_rays, object_rays, other_rays], 1)
+        t = torch.cat([inside, in_front, anywhere], 1)
+        points = _pick(origins[index], rays) + t[..., None] * _pick(directions[index], rays)
+        raw_density, features, blend = field.evaluate(points, index, render_settings.box_warp)
+        density = F.softplus(raw_density - 1)
+        filled = POSITIVE_POINTS
+        positive = density[:, :filled]
+        empty = torch.cat([density[:, filled : 2 * filled], density[:, 2 * filled :]], 1)
+        weight = has_object[:, None]
+        slab_transmittance = torch.exp(-positive * slab)
+        colour_error = (features[:, :filled, :3] - _pick(colours[index], object_rays)).square()
+        blend_error = (1 - blend[:, :filled]).square()
+        loss = (
+            (weight * (slab_transmittance.square() + colour_error.mean(-1) + blend_error)).mean()
+            + (1 - torch.exp(-empty * EMPTY_LENGTH)).mean()
+            + 0.1 * blend[:, 2 * filled :].square().mean()
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
