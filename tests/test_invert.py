@@ -450,3 +450,24 @@ def test_innout_explains_the_object_better_than_wplus(tmp_path):
     opacity = torch.cat([render.object_opacity for _, render in ours.render()])
     correlation = torch.corrcoef(torch.stack([opacity.flatten(), object_mask.flatten()]))[0, 1]
     assert correlation > 0.5, float(correlation)
+
+
+def test_settings_from_text_take_the_fields_type_and_refuse_anything_else():
+    from innout.bench.quality_cli import _setting
+    from innout.invert.settings import parse_setting, preset
+
+    assert parse_setting("latent_face_only", "false") is False  # bool("false") would be True
+    assert parse_setting("latent_face_only", "Yes") is True
+    assert parse_setting("composite_steps", "7") == 7
+    assert parse_setting("latent_lr_ratio", "0") == 0.0
+    with pytest.raises(ValueError, match="latent_face_only must be true or false"):
+        parse_setting("latent_face_only", "maybe")
+    with pytest.raises(ValueError, match="composite_steps must be int"):
+        parse_setting("composite_steps", "7.5")
+    with pytest.raises(ValueError, match="unknown inversion setting"):
+        parse_setting("composite_stepz", "7")
+    with pytest.raises(ValueError, match="must be true or false"):
+        preset("fast", latent_face_only="false")  # a string is not a boolean
+    assert _setting("latent_face_only=off") == ("latent_face_only", False)
+    with pytest.raises(SystemExit):
+        cli_main(["invert", "clip/", "--out", "run", "--latent-face-only", "maybe"])

@@ -13,7 +13,7 @@ from innout.bench.quality import (
     DEFAULT_OBJECT_SEEDS,
     DEFAULT_OBJECTS,
 )
-from innout.invert.settings import METHODS, PRESETS
+from innout.invert.settings import METHODS, PRESETS, parse_setting
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -39,16 +39,14 @@ def _edit(text: str) -> tuple[str, float]:
         ) from error
 
 
-def _setting(text: str) -> tuple[str, float | int | str]:
+def _setting(text: str) -> tuple[str, float | int | str | bool]:
     name, equals, value = text.partition("=")
     if not equals:
         raise argparse.ArgumentTypeError(f"expected SETTING=VALUE, got {text!r}")
-    for kind in (int, float):
-        try:
-            return name.strip(), kind(value)
-        except ValueError:
-            pass
-    return name.strip(), value
+    try:
+        return name.strip(), parse_setting(name.strip(), value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def suite_from_args(args: argparse.Namespace):

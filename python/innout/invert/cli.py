@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 
-from innout.invert.settings import METHODS, PRESETS, InversionSettings
+from innout.invert.settings import METHODS, PRESETS, InversionSettings, parse_setting
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
@@ -44,6 +45,13 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setting_value(name: str, text: str):
+    try:
+        return parse_setting(name, text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
     """Adds `invert` to the command line; every InversionSettings field is an option."""
     parser = subparsers.add_parser(
@@ -75,7 +83,7 @@ def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
         settings.add_argument(
             "--" + field.name.replace("_", "-"),
             dest=field.name,
-            type=type(field.default),
+            type=functools.partial(_setting_value, field.name),
             default=None,
             help=f"paper {getattr(PRESETS['paper'], field.name)}, "
             f"fast {getattr(PRESETS['fast'], field.name)}",

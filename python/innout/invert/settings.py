@@ -132,6 +132,9 @@ class InversionSettings:
         if not (0 <= self.lr_rampup <= 1 and 0 <= self.lr_rampdown <= 1):
             raise ValueError("lr_rampup and lr_rampdown must be fractions in [0, 1]")
         for field in dataclasses.fields(self):
+            if isinstance(field.default, bool) and not isinstance(getattr(self, field.name), bool):
+                raise ValueError(f"{field.name} must be true or false, got "
+                                 f"{getattr(self, field.name)!r}")  # fmt: skip
             if field.name.endswith(("_lr", "_weight", "_ratio")) and getattr(self, field.name) < 0:
                 raise ValueError(f"{field.name} must be >= 0, got {getattr(self, field.name)}")
 
@@ -170,6 +173,26 @@ FAST = InversionSettings(
 )
 
 PRESETS = {"paper": PAPER, "fast": FAST}
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parse_setting(name: str, text: str) -> int | float | str | bool:
+    """A setting's value from text, as the type of that InversionSettings field (booleans:
+    true/false, yes/no, on/off, 1/0); raises ValueError naming what was expected."""
+    fields = {f.name: f for f in dataclasses.fields(InversionSettings)}
+    if name not in fields:
+        raise ValueError(f"unknown inversion setting {name!r}")
+    kind = type(fields[name].default)
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE + _FALSE:
+            return lowered in _TRUE
+        raise ValueError(f"{name} must be true or false, got {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {kind.__name__}, got {text!r}") from None
 
 
 def preset(name: str, **overrides) -> InversionSettings:
