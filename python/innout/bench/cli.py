@@ -43,7 +43,7 @@ def _cmd_bench_invert(args: argparse.Namespace) -> int:
         measure, show = profile_composite_step, format_profile
     report = measure(
         args.network, frames=args.frames, resolution=args.resolution, steps=args.steps,
-        device=args.device, train_face=args.train_face,
+        device=args.device, paper_step=args.paper_step,
     )  # fmt: skip
     return _show(show(report), report, args.json)
 
@@ -86,8 +86,9 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     invert_bench.add_argument("--profile", action="store_true",
                               help="where a step's time goes (innout's ops, torch.profiler), "
                               "instead of innout vs reference")  # fmt: skip
-    invert_bench.add_argument("--train-face", action="store_true",
-                              help="optimise the face latents too, as the paper preset does (the "
-                              "fast preset freezes them)")  # fmt: skip
+    invert_bench.add_argument("--paper-step", action="store_true",
+                              help="the paper preset's kind of step: the face latents optimised "
+                              "and the super-resolution in the loss (the fast preset does "
+                              "neither)")  # fmt: skip
     invert_bench.set_defaults(handler=_cmd_bench_invert)
     add_quality_command(bench_commands)

@@ -42,10 +42,11 @@ def composite_step(
     frames: int = 4,
     resolution: int = 64,
     backend: str = "innout",
-    train_face: bool = False,
+    paper_step: bool = False,
 ) -> Callable[[], None]:
     """One composite step of the `fast` preset (forward, every loss, backward) on random
-    frames, ready to call; `train_face` also optimises the face latents (as `paper` does)."""
+    frames, ready to call. `paper_step`: the `paper` preset's kind of step instead (the face
+    latents optimised too, the super-resolution in the loss), at the same size."""
     torch_device = generator.backbone.mapping.w_avg.device
     seeded = torch.Generator().manual_seed(0)
     size = generator.img_resolution
@@ -56,8 +57,11 @@ def composite_step(
     perceptual = PerceptualLoss(required=False).to(torch_device)
     settings = dataclasses.replace(
         FAST, batch_frames=frames, render_resolution=resolution, backend=backend,
-        latent_lr_ratio=PAPER.latent_lr_ratio if train_face else FAST.latent_lr_ratio,
     )  # fmt: skip
+    if paper_step:
+        settings = dataclasses.replace(
+            settings, latent_lr_ratio=PAPER.latent_lr_ratio, sr_l2_weight=PAPER.sr_l2_weight
+        )
     targets = prepare_targets(clip, generator, torch_device, resolution)
     state = InversionState(generator, "innout", frames, settings.object_plane_resolution, 0,
                            settings.object_residual_resolution)  # fmt: skip
@@ -83,15 +87,15 @@ def run_composite_benchmark(
     resolution: int = 64,
     steps: int = 3,
     device: str = "cpu",
-    train_face: bool = False,
+    paper_step: bool = False,
 ) -> dict:
     """Seconds per composite step and peak memory for both backends; returns a report dict."""
     torch_device = torch.device(device)
     generator = load_benchmark_generator(network, device)
     report: dict = {"network": network, "device": device, "frames": frames,
-                    "resolution": resolution, "steps": steps, "train_face": train_face}  # fmt: skip
+                    "resolution": resolution, "steps": steps, "paper_step": paper_step}  # fmt: skip
     for backend in ("innout", "reference"):
-        step = composite_step(generator, frames, resolution, backend, train_face)
+        step = composite_step(generator, frames, resolution, backend, paper_step)
         step()  # warm-up
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
@@ -110,8 +114,11 @@ def run_composite_benchmark(
     return report
 
 
-def _face(report: dict) -> str:
-    return "trained" if report.get("train_face") else "frozen"
+def step_kind(report: dict) -> str:
+    """How a step report's step was set up, in words."""
+    if report.get("paper_step"):
+        return "paper's kind of step: face trained, super-resolution in the loss"
+    return "fast preset's step: face frozen, no super-resolution"
 
 
 def format_composite_report(report: dict) -> str:
@@ -121,7 +128,7 @@ def format_composite_report(report: dict) -> str:
     memory = report["memory_ratio"]
     return (
         f"In-N-Out composite step ({report['network']}, {report['frames']} frames x "
-        f"{report['resolution']}^2 rays, face {_face(report)}, {report['device']}): innout "
+        f"{report['resolution']}^2 rays, {step_kind(report)}, {report['device']}): innout "
         f"{report['innout_seconds_per_step']:.3f} s, {mib(report['innout_peak_bytes'])}; "
         f"reference {report['reference_seconds_per_step']:.3f} s, "
         f"{mib(report['reference_peak_bytes'])}; speed-up {report['speedup']:.2f}x"

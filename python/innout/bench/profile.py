@@ -23,7 +23,13 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from innout.bench.invert import BACKWARD, FORWARD, composite_step, load_benchmark_generator
+from innout.bench.invert import (
+    BACKWARD,
+    FORWARD,
+    composite_step,
+    load_benchmark_generator,
+    step_kind,
+)
 from innout.profiling import PREFIX
 
 #: The parts of a composite step, in the order they run, and the labels charged to each.
@@ -106,13 +112,12 @@ def profile_composite_step(
     resolution: int = 64,
     steps: int = 3,
     device: str = "cpu",
-    train_face: bool = False,
+    paper_step: bool = False,
 ) -> dict:
     """Profiles `steps` composite steps after a warm-up; returns a report dict (milliseconds per
-    step and part). `train_face`: the face latents optimised too (`paper`), else frozen
-    (`fast`)."""
+    step and part); `paper_step` as in `composite_step`."""
     generator = load_benchmark_generator(network, device)
-    step: Callable[[], None] = composite_step(generator, frames, resolution, "innout", train_face)
+    step: Callable[[], None] = composite_step(generator, frames, resolution, "innout", paper_step)
     torch_device = torch.device(device)
     cuda = torch_device.type == "cuda"
     step()  # warm-up
@@ -138,14 +143,10 @@ def profile_composite_step(
         "frames": frames,
         "resolution": resolution,
         "steps": steps,
-        "train_face": train_face,
+        "paper_step": paper_step,
         "wall_ms_per_step": wall * 1000,
         "parts_ms": parts,
     }
-
-
-def _face(report: dict) -> str:
-    return "trained" if report.get("train_face") else "frozen"
 
 
 def format_profile(report: dict) -> str:
@@ -154,7 +155,7 @@ def format_profile(report: dict) -> str:
     total = sum(halves["forward"] + halves["backward"] for halves in parts.values())
     lines = [
         f"In-N-Out composite step profile ({report['network']}, {report['frames']} frames x "
-        f"{report['resolution']}^2 rays, face {_face(report)}, {report['device']}, innout's "
+        f"{report['resolution']}^2 rays, {step_kind(report)}, {report['device']}, innout's "
         "ops, mean of "
         f"{report['steps']} profiled steps): {total:.0f} ms attributed, "
         f"{report['wall_ms_per_step']:.0f} ms wall per step under the profiler",

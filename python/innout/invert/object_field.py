@@ -98,9 +98,18 @@ class ObjectField(torch.nn.Module):
         """Mean tri-plane features [B, P, 32] and frame codes [B, 32] -> raw density [B, P],
         features [B, P, 32] in [-0.001, 1.001] and blend [B, P] in (0, 1)."""
         batch, points, _ = features.shape
-        x = torch.cat([features, codes[:, None, :].expand(batch, points, CODE_SIZE)], dim=-1)
-        x = self.hidden(x.reshape(batch * points, -1))
-        x = self.output(torch.nn.functional.softplus(x)).reshape(batch, points, -1)
+        # hidden([f, c]) = W_f f + (W_c c + b): the code's part is one vector per frame, added
+        # to every point's, instead of concatenating the code to every point (the same map,
+        # without a [B, P, 64] copy and with half the matrix product).
+        hidden = self.hidden
+        weight = hidden.weight.to(features.dtype) * hidden.weight_gain
+        bias = hidden.bias.to(features.dtype) * hidden.bias_gain
+        per_frame = torch.addmm(
+            bias.unsqueeze(0), codes.to(features.dtype), weight[:, FEATURES:].t()
+        )
+        x = torch.matmul(features, weight[:, :FEATURES].t()) + per_frame[:, None, :]
+        x = self.output(torch.nn.functional.softplus(x).reshape(batch * points, -1))
+        x = x.reshape(batch, points, -1)
         colour = torch.sigmoid(x[..., 1 : 1 + FEATURES]) * (1 + 2 * SIGMOID_PAD) - SIGMOID_PAD
         return x[..., 0], colour, torch.sigmoid(x[..., -1])
 

@@ -48,7 +48,8 @@ class InversionSettings:
             masks (or, for "innout-auto", the pixels the W+ reconstruction of step 1 cannot
             explain): their rays are opaque in a slab in front of the face surface, with the
             frame's colour; every other point along the rays is empty.
-        raw_l2_weight, raw_perceptual_weight, sr_l2_weight: composite image terms.
+        raw_l2_weight, raw_perceptual_weight, sr_l2_weight: composite image terms (with
+            sr_l2_weight 0 the super-resolution is not run in step 2).
         object_l2_weight: L2 of the object-only image on object pixels (needs masks).
         blend_entropy_weight, blend_area_weight, blend_sparsity_weight: blend regularisers.
         object_mask_weight: with masks, the object's share of each pixel (its composite
@@ -148,7 +149,8 @@ PAPER = InversionSettings()
 #: learning rate, and innout's additions that make short runs count (docs/method.md 3.2): step 1
 #: fitted to the face's pixels only, the object field fitted to the evidence before step 2 with
 #: per-frame residual planes that follow a moving object, the mask term that keeps it in place,
-#: the face frozen in step 2 (its planes then need no backward) and a longer step 3.
+#: the face frozen in step 2 (its planes are computed once and need no backward), no
+#: super-resolution in step 2 (step 3 trains it on the composite features) and a longer step 3.
 FAST = InversionSettings(
     batch_frames=4,
     render_resolution=32,
@@ -167,7 +169,8 @@ FAST = InversionSettings(
     object_init_steps=100,
     object_mask_weight=1.0,
     auto_mask_weight=1.0,
-    sr_epochs=30,
+    sr_l2_weight=0.0,
+    sr_epochs=25,
     sr_lr=3e-3,
     checkpoint_every=20,
 )

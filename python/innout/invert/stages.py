@@ -171,6 +171,7 @@ def composite_stage(
     field = state.object
     w_avg = generator.backbone.mapping.w_avg.detach()
     render_settings = generator.render_settings()
+    cached_planes = _frozen_face_planes(generator, state, settings)
 
     def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
         index = frame_batch(settings.seed, 1, step, targets.frames, settings.batch_frames)
@@ -179,6 +180,8 @@ def composite_stage(
             generator, state, ws, targets.cameras[index], index,
             torch_generator=draws, samples_multiplier=settings.samples_multiplier,
             resolution=settings.render_resolution, backend=settings.backend,
+            planes=None if cached_planes is None else cached_planes[index],
+            superresolve=settings.sr_l2_weight > 0,
         )  # fmt: skip
         with region("losses"):
             raw_target = targets.raw[index]
@@ -186,12 +189,15 @@ def composite_stage(
                 "raw_l2": settings.raw_l2_weight * losses.l2(out.image_raw, raw_target).mean(),
                 "raw_perceptual": settings.raw_perceptual_weight
                 * perceptual(out.image_raw, raw_target).mean(),
-                "sr_l2": settings.sr_l2_weight * losses.l2(out.image, targets.image[index]).mean(),
                 "blend_entropy": settings.blend_entropy_weight
                 * losses.blend_entropy(out.rays.blend),
                 "blend_area": settings.blend_area_weight
                 * losses.blend_area(out.rays.blend_coarse, out.rays.blend_fine),
             }
+            if settings.sr_l2_weight > 0:  # else the super-resolution is not even run
+                terms["sr_l2"] = (
+                    settings.sr_l2_weight * losses.l2(out.image, targets.image[index]).mean()
+                )
             if settings.distortion_weight > 0:
                 terms["distortion"] = settings.distortion_weight * losses.distortion(
                     out.rays.object_weights,
@@ -221,6 +227,27 @@ def composite_stage(
         ),
         step_fn=step_fn,
     )
+
+
+#: A frozen face's tri-planes are computed once for the whole composite stage when they take at
+#: most this many bytes (innout-tiny: 1.5 MiB a frame; EG3D's 256^2 planes: 24 MiB a frame).
+PLANE_CACHE_BYTES = 1 << 30
+
+
+@torch.no_grad()
+def _frozen_face_planes(generator, state, settings) -> torch.Tensor | None:
+    """Every frame's face tri-planes when the face is frozen in step 2 and they fit the cache
+    (they then never change: no need to run the backbone every step), else None."""
+    if settings.latent_lr_ratio > 0:
+        return None
+    synthesis = generator.backbone.synthesis
+    side = synthesis.img_resolution
+    frames = state.ws.shape[0]
+    if frames * 3 * 32 * side * side * state.ws.element_size() > PLANE_CACHE_BYTES:
+        return None
+    with region("face_planes"):
+        return torch.cat([generator.planes(state.ws[t : t + 1], noise_mode="const")
+                          for t in range(frames)])  # fmt: skip
 
 
 def _mask_terms(out, raw_target, face_masks, settings, scale) -> dict[str, torch.Tensor]:

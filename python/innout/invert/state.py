@@ -112,6 +112,7 @@ def render_frames(
     resolution: int = 0,
     backend: str = "innout",
     superresolve: bool = True,
+    planes: torch.Tensor | None = None,
 ) -> FrameRender:
     """Renders latents ws [B, num_ws, w_dim] from cameras [B, 25] as frames `index` [B].
 
@@ -120,6 +121,7 @@ def render_frames(
     `torch_generator`, or from a generator seeded with `seed` (the same for every frame: no
     flicker), or are deterministic when both are None. `resolution` is the neural rendering
     resolution (0: the generator's); the super-resolution resizes other sizes to its input.
+    `planes` are the face tri-planes of `ws` when the caller already has them (a frozen face).
     """
     face = state.generator if state.generator is not None else generator
     settings = dataclasses.replace(
@@ -133,8 +135,9 @@ def render_frames(
         torch_generator = torch.Generator(device=ws.device).manual_seed(seed)
     resolution = resolution or face.neural_rendering_resolution
     origins, directions = camera.pixel_rays(cameras.to(ws.dtype), resolution)
-    with region("face_planes"):
-        planes = face.planes(ws, noise_mode="const")
+    if planes is None:
+        with region("face_planes"):
+            planes = face.planes(ws, noise_mode="const")
     field = state.object if with_object else None
     rays = render_composite(
         planes,
