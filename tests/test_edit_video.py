@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from innout.cli import main as cli_main
-from innout.edit.export import ExportedVideo, export_edited_video
+from innout.edit.export import ExportedVideo, export_edited_video, refuse_inputs_as_outputs
 from innout.edit.removal import removal_scale
 from innout.edit.render import edit_frames, render_edited
 from innout.edit.smoothing import smooth
@@ -318,3 +318,18 @@ def test_export_pastes_back_as_innout_edit(run, tmp_path):
     finally:
         (clip_folder / "transforms.json").unlink()
         (clip_folder / "source.mp4").unlink()
+
+
+def test_an_edit_never_writes_over_the_runs_inputs_or_files(run, tmp_path):
+    run_folder = run[0]
+    preview = run_folder / "preview.mp4"
+    before = preview.read_bytes()
+    code = cli_main(["edit", str(run_folder), "--out", str(preview), "--edit", "smile=0.5"])
+    assert code == 2 and preview.read_bytes() == before
+    manifest = json.loads((run_folder / "run.json").read_text())
+    source = Path(manifest["input"]["source"])
+    with pytest.raises(EditError, match="an input of the run"):
+        refuse_inputs_as_outputs(run_folder, source, None, [source])
+    with pytest.raises(EditError, match="an input of the run"):  # an existing input file
+        refuse_inputs_as_outputs(run_folder, source, None, [next(source.rglob("*.png"))])
+    refuse_inputs_as_outputs(run_folder, source, None, [tmp_path / "edit.mp4", None])

@@ -324,8 +324,39 @@ def test_an_existing_run_folder_is_refused_and_kept(tmp_path, clip4):
     code = cli_main(["invert", str(tmp_path / "nowhere"), "--out", str(out), "--quiet"])
     assert code == 2
     assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
-    invert(clip4, method="w", out=out, force=True, progress=False, **TINY_RUN)
-    assert not (out / "precious.txt").exists() and (out / "run.json").is_file()
+    # force replaces only run folders innout wrote, never a folder of other files.
+    with pytest.raises(InputError, match="not a run folder"):
+        invert(clip4, method="w", out=out, force=True, progress=False, **TINY_RUN)
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+
+def test_a_run_never_writes_into_its_input(tmp_path, clip4):
+    clip_folder = write_clip_folder(clip4, tmp_path / "clip")
+    before = sorted(p.relative_to(clip_folder) for p in clip_folder.rglob("*"))
+    for out in (clip_folder, tmp_path):  # the input folder itself, and a folder holding it
+        with pytest.raises(InputError, match="is \\(or holds\\) the run's input"):
+            invert(clip_folder, method="w", out=out, force=True, progress=False, **TINY_RUN)
+    code = cli_main(["invert", str(clip_folder), "--out", str(clip_folder), "--force", "--quiet"])
+    assert code == 2
+    assert sorted(p.relative_to(clip_folder) for p in clip_folder.rglob("*")) == before
+
+
+def test_a_forced_rerun_replaces_the_old_run_only_once_it_completes(tmp_path, clip4):
+    out = tmp_path / "run"
+    invert(clip4, method="w", out=out, progress=False, **TINY_RUN)
+    old_latents = (out / "latents.safetensors").read_bytes()
+    with pytest.raises(DivergedError):  # a re-run that fails ...
+        invert(clip4, method="w", out=out, force=True, progress=False,
+               **{**TINY_RUN, "latent_lr": 1e30})  # fmt: skip
+    # ... leaves the completed run as it was; the failed one waits beside it.
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert (out / "latents.safetensors").read_bytes() == old_latents
+    assert InversionResult.load(out).frames == 4
+    assert (tmp_path / "run.partial" / "run.json").is_file()
+    invert(clip4, method="w", out=out, force=True, progress=False, **{**TINY_RUN, "seed": 5})
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["settings"]["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging left
 
 
 def test_innout_needs_masks_and_settings_are_validated(clip4):

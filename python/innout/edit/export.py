@@ -102,6 +102,26 @@ def audio_source(
     return (source if source.is_file() else None), 0.0
 
 
+def refuse_inputs_as_outputs(
+    run: Path, source: Path, transforms_path: Path | None, outputs: Sequence
+) -> None:
+    """Refuses outputs that would write over what the run was made from or what it holds: the
+    run's input (a video file, or any file already in its frames folder), the source video of
+    its crops, and the run folder's own files."""
+    protected = [(Path(run).resolve(), True), (source.resolve(), True)]
+    if transforms_path is not None:
+        protected.append((load_transforms(transforms_path).source.resolve(), False))
+    for output in outputs:
+        if output is None:
+            continue
+        target = Path(output).resolve()
+        for path, is_tree in protected:
+            inside = is_tree and path in target.parents and target.exists()
+            if target == path or inside:
+                raise EditError(f"{output}: that is (or holds) an input of the run {run} "
+                                f"({path}); write the edit somewhere else")  # fmt: skip
+
+
 def export_edited_video(
     result: InversionResult,
     out: str | Path,
@@ -154,6 +174,7 @@ def export_edited_video(
         raise EditError("exporting needs a result loaded from or saved to a run folder (the "
                         "run's input is looked up there)")  # fmt: skip
     source, transforms_path = run_input(result.folder)
+    refuse_inputs_as_outputs(result.folder, source, transforms_path, [out, png_frames])
     clip = None
     if side_by_side or remove_object:
         if source.exists():

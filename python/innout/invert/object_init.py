@@ -40,6 +40,10 @@ SLAB_GAP = 0.01
 POSITIVE_POINTS, NEGATIVE_POINTS = 1024, 2048
 #: The length of ray over which an empty point's density is counted as opacity (world units).
 EMPTY_LENGTH = 0.1
+#: Weight of b^2 on the points of rays without object: a light pull of the blend weight to 0
+#: there (the blend matters only where the object has density; the composite's regularisers
+#: take over in step 2).
+EMPTY_BLEND_WEIGHT = 0.1
 #: Evidence threshold of the mask-free variant: a pixel is object when its reconstruction error
 #: (mean absolute over RGB in [-1, 1], smoothed 3x3) is above max(EVIDENCE_FLOOR,
 #: EVIDENCE_FACTOR * the frame's median error).
@@ -184,7 +188,7 @@ def fit_object(
         loss = (
             (weight * (slab_transmittance.square() + colour_error.mean(-1) + blend_error)).mean()
             + (1 - torch.exp(-empty * EMPTY_LENGTH)).mean()
-            + 0.1 * blend[:, 2 * filled :].square().mean()
+            + EMPTY_BLEND_WEIGHT * blend[:, 2 * filled :].square().mean()
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

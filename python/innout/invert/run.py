@@ -101,10 +101,12 @@ def invert(
 
     if method is not None and method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    out_path = Path(out) if out is not None else None
+    out_path = final_out = Path(out) if out is not None else None
     manifest = None
     if out_path is not None:
-        run_folder.check_run_folder(out_path, resume, force)
+        inputs = [None if isinstance(video, Clip) else video, cameras, masks]
+        run_folder.check_run_folder(out_path, resume, force, inputs)
+        out_path = run_folder.write_target(out_path, resume)
     elif resume:
         raise InputError("resume needs the run folder (out)")
     if settings is None:
@@ -214,7 +216,9 @@ def invert(
         manifest["recoveries"] = engine.recoveries
         write_outputs(result, clip, targets, out_path, manifest, progress)
         (out_path / run_folder.CHECKPOINT).unlink(missing_ok=True)
-        result.folder = out_path
+        if out_path != final_out:
+            run_folder.promote(out_path, final_out)
+        result.folder = final_out
     return result
 
 

@@ -44,24 +44,76 @@ CHECKPOINT_FORMAT = 1
 MANIFEST_KEYS = ("format", "status", "method", "preset", "settings", "network", "input")
 
 
-def check_run_folder(out: Path, resume: bool, force: bool) -> None:
-    """Refuses a folder a new run (or a resumed one) must not write into."""
+def staging_folder(out: Path) -> Path:
+    """Where a forced re-run is written until it completes (then it replaces `out`)."""
+    return out.with_name(out.name + ".partial")
+
+
+def _is_run_folder(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file()
+
+
+def _occupied(folder: Path) -> bool:
+    return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+
+
+def check_run_folder(out: Path, resume: bool, force: bool, inputs=()) -> None:
+    """Refuses a folder a new run (or a resumed one) must not write into: one that is or holds
+    one of the run's `inputs`, an occupied folder without `force`, and, even with `force`, an
+    occupied folder that is not a run folder (innout replaces only what it wrote)."""
     if resume and force:
         raise InputError("resume and force exclude each other")
+    target = out.resolve()
+    for given in inputs:
+        if given is None:
+            continue
+        path = Path(given).resolve()
+        if target == path or target in path.parents:
+            raise InputError(f"{out}: it is (or holds) the run's input {given}; a run writes "
+                             "into a folder of its own")  # fmt: skip
     if resume:
-        if not (out / MANIFEST).is_file():
+        if not _is_run_folder(out) and not _is_run_folder(staging_folder(out)):
             raise InputError(f"{out}: nothing to resume (no {MANIFEST})")
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise InputError(f"{out}: the run folder already exists; pass resume to continue it or "
-                         "force to replace it")  # fmt: skip
+    if _occupied(out):
+        if not force:
+            raise InputError(f"{out}: the run folder already exists; pass resume to continue it "
+                             "or force to replace it")  # fmt: skip
+        if not _is_run_folder(out):
+            raise InputError(f"{out}: not a run folder (no {MANIFEST}); force replaces only "
+                             "run folders that innout wrote - choose another folder")  # fmt: skip
+        staging = staging_folder(out)
+        if _occupied(staging) and not _is_run_folder(staging):
+            raise InputError(f"{staging}: exists and is not a run folder; move it away")
+
+
+def write_target(out: Path, resume: bool) -> Path:
+    """The folder a run writes into: `out`, or for a forced re-run of an existing run (and its
+    resumption) the staging folder, so that the old run stays whole until the new one completes
+    (`promote`)."""
+    staging = staging_folder(out)
+    if resume:
+        return staging if _is_run_folder(staging) else out
+    return staging if _occupied(out) else out
 
 
 def create_run_folder(out: Path) -> None:
-    """An empty run folder at `out` (replacing what check_run_folder allowed to replace)."""
+    """An empty run folder at `out` (replacing what check_run_folder allowed to replace: an
+    earlier staging folder or an empty folder)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+
+
+def promote(staging: Path, out: Path) -> None:
+    """Replaces the run folder `out` by the completed run in `staging`: the old run is moved
+    aside, the new one renamed into place, then the old one removed."""
+    replaced = out.with_name(out.name + ".replaced")
+    if replaced.exists():
+        shutil.rmtree(replaced)
+    out.rename(replaced)
+    staging.rename(out)
+    shutil.rmtree(replaced)
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
