@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import av
@@ -16,7 +17,7 @@ from innout.edit.render import edit_frames, render_edited
 from innout.edit.smoothing import smooth
 from innout.edit.specs import EditError, latent_offset
 from innout.edit.views import view_cameras
-from innout.invert import InversionResult, invert
+from innout.invert import InputError, InversionResult, invert
 from innout.media import read_video, to_uint8
 from PIL import Image
 from test_edit_output import decoded_audio, write_clip_with_audio
@@ -333,3 +334,45 @@ def test_an_edit_never_writes_over_the_runs_inputs_or_files(run, tmp_path):
     with pytest.raises(EditError, match="an input of the run"):  # an existing input file
         refuse_inputs_as_outputs(run_folder, source, None, [next(source.rglob("*.png"))])
     refuse_inputs_as_outputs(run_folder, source, None, [tmp_path / "edit.mp4", None])
+
+
+def test_a_run_finds_its_input_from_any_directory_and_after_moving_with_it(tmp_path, monkeypatch):
+    from innout.edit.export import run_input
+
+    write_clip_folder(synthetic_clip(2), tmp_path / "work" / "clip")
+    monkeypatch.chdir(tmp_path / "work")
+    invert("clip", method="innout", out="run", progress=False,
+           **{**TINY_RUN, "composite_steps": 1, "object_init_steps": 2})  # fmt: skip
+    manifest = json.loads((tmp_path / "work" / "run" / "run.json").read_text())
+    assert manifest["input"]["source"] == str((tmp_path / "work" / "clip").resolve())
+    monkeypatch.chdir(tmp_path)  # elsewhere: the recorded path still leads to the input
+    assert run_input(tmp_path / "work" / "run")[0] == (tmp_path / "work" / "clip").resolve()
+    (tmp_path / "work").rename(tmp_path / "moved")  # the run and its input move together
+    assert run_input(tmp_path / "moved" / "run")[0] == (tmp_path / "moved" / "clip").resolve()
+    result = InversionResult.load(tmp_path / "moved" / "run")
+    export_edited_video(result, tmp_path / "removed.mp4", remove_object=True)
+    # Without its input, removal would guess the object's region: refused instead.
+    shutil.rmtree(tmp_path / "moved" / "clip")
+    with pytest.raises(EditError, match="input is gone"):
+        export_edited_video(result, tmp_path / "removed2.mp4", remove_object=True)
+
+
+def test_overflowing_strengths_and_damaged_latents_are_refused_not_rendered_black(run, tmp_path):
+    result = InversionResult.load(run[0])
+    for strength in (1e30, -101.0):  # far beyond what moves an attribute: a flat colour
+        with pytest.raises(EditError, match="within \\[-100, 100\\]"):
+            edit_frames(result, direction="hair_color", strength=strength)
+    assert torch.isfinite(edit_frames(result, direction="hair_color", strength=100.0)).all()
+    code = cli_main(["edit", str(run[0]), "--out", str(tmp_path / "e.mp4"),
+                     "--direction", "hair_color", "--strength", "1e30"])  # fmt: skip
+    assert code == 2 and not (tmp_path / "e.mp4").exists()
+    # A latents file changed after the run (NaN bytes) no longer matches run.json's sha256.
+    damaged = tmp_path / "run"
+    shutil.copytree(run[0], damaged)
+    latents = damaged / "latents.safetensors"
+    data = bytearray(latents.read_bytes())
+    data[-4:] = b"\x00\x00\xc0\x7f"  # a float32 NaN in the last value
+    latents.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="sha256 differs"):
+        InversionResult.load(damaged)
+    assert cli_main(["edit", str(damaged), "--out", str(tmp_path / "d.mp4")]) == 2

@@ -49,6 +49,10 @@ def run_input(run: str | Path) -> tuple[Path, Path | None]:
     preprocessing wrote one (None otherwise)."""
     manifest_input = json.loads((Path(run) / "run.json").read_text())["input"]
     source = Path(manifest_input["source"])
+    beside = manifest_input.get("source_from_run")
+    if not source.exists() and beside:  # the run and its input moved together
+        moved = Path(run) / beside
+        source = moved.resolve() if moved.exists() else source
     transforms = source / "transforms.json" if source.is_dir() else None
     return source, transforms if transforms is not None and transforms.is_file() else None
 
@@ -179,6 +183,11 @@ def export_edited_video(
     if side_by_side or remove_object:
         if source.exists():
             clip = load_clip(source, masks=masks)
+        elif remove_object and masks is None and result.method == "innout":
+            # Without its masks an "innout" run would remove wherever its object field is
+            # opaque - another region than the one it was given - without a word.
+            raise EditError(f"object removal uses the run's input masks, and its input is "
+                            f"gone: {source}; pass the masks (--masks)")  # fmt: skip
         elif side_by_side and not paste_back:
             raise EditError(f"a side-by-side video needs the run's input, which is gone: {source}")
     transforms = None

@@ -32,12 +32,17 @@ def render_options(
     edit (an Edit, a ``SPEC=S`` string or a list of them), a view (see `view_of`) and object
     removal (True: the clip's masks or the automatic ones; a tensor: object masks [T, 1, H, W])."""
     latents = result.latents
+    if not bool(torch.isfinite(latents).all()):
+        raise EditError("the run's face latents are not finite (a damaged latents file?)")
     if edit is not None:
         edits = [edit] if isinstance(edit, (str, Edit)) else list(edit)
         if edits:
             offset = edits_offset(edits, latents.shape[1], latents.shape[2], result.network_name,
                                   result.generator)  # fmt: skip
             latents = latents + offset.to(latents)
+            if not bool(torch.isfinite(latents).all()):
+                raise EditError(f"the edit {', '.join(str(e) for e in edits)} moves the latents "
+                                "beyond float32's range: use a smaller strength")  # fmt: skip
     scale = None
     removing = remove_object is not False and remove_object is not None
     if removing and result.state.object is not None:
@@ -136,12 +141,17 @@ def edit_frames(
         )
     ]
     if not smooth_features:
-        return torch.cat([render.image for render in renders]).clamp(-1, 1)
-    images = superresolve_smoothed(
-        superresolution_of(target.generator, target.state),
-        torch.cat([render.image_raw for render in renders]),
-        torch.cat([render.features for render in renders]),
-        options["latents"].to(renders[0].features.device),
-        smoothing,
-    )
+        images = torch.cat([render.image for render in renders])
+    else:
+        images = superresolve_smoothed(
+            superresolution_of(target.generator, target.state),
+            torch.cat([render.image_raw for render in renders]),
+            torch.cat([render.features for render in renders]),
+            options["latents"].to(renders[0].features.device),
+            smoothing,
+        )
+    if not bool(torch.isfinite(images).all()):
+        # NaN would be written as black: a silently wrong video.
+        raise EditError("the edited frames are not finite: the edit (its strength) drives the "
+                        "generator beyond float32's range")  # fmt: skip
     return images.clamp(-1, 1)

@@ -28,6 +28,13 @@ class EditError(ValueError):
     """An edit that cannot be applied; the message says what was expected."""
 
 
+#: The largest |strength| an edit takes. Directions are calibrated so that a strength of about 1
+#: moves an attribute across its range, and GANSpace strengths are in standard deviations of the
+#: component: beyond this the generator only saturates (or overflows float32) and the video is
+#: a flat colour - never what was meant.
+MAX_STRENGTH = 100.0
+
+
 @dataclass(frozen=True)
 class Edit:
     """One latent edit: `spec` moved by `strength`, on W+ layers `layers` (inclusive; None: all)."""
@@ -56,8 +63,9 @@ def parse_edit(text: str, strength: float | None = None) -> Edit:
         if strength is None or not spec:
             raise EditError(f"edit {text!r}: expected SPEC=STRENGTH, e.g. smile=0.5 or "
                             "ganspace:2@0-5=-1.5")  # fmt: skip
-    if not math.isfinite(strength):
-        raise EditError(f"edit {text!r}: the strength must be a finite number")
+    if not math.isfinite(strength) or abs(strength) > MAX_STRENGTH:
+        raise EditError(f"edit {text!r}: the strength must be a number within "
+                        f"[-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {strength:g}")  # fmt: skip
     layers = None
     match = _LAYERS.match(spec)
     if match:

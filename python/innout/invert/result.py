@@ -147,6 +147,7 @@ class InversionResult:
 
         folder = Path(folder)
         manifest = run_folder.read_manifest(folder)
+        run_folder.verify_files(folder, manifest)
         settings = InversionSettings(**manifest["settings"])
         method = manifest["method"]
         device = torch.device(device or "cpu")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -140,9 +141,13 @@ def invert(
     ).to(device)  # fmt: skip
     state.requires_grad_(False)
 
-    masks_record = str(masks) if masks is not None else None
+    masks_record = str(Path(masks).resolve()) if masks is not None else None
     if masks_record is None and clip.masks is not None:
         masks_record = "masks/"
+    # Absolute, so the run opens from any directory; and relative to the run folder, so it still
+    # opens when the run and its input move together.
+    source = str(Path(clip.source).resolve()) if clip.source else ""
+    source_from_run = os.path.relpath(source, final_out.resolve()) if source and final_out else ""
     if out_path is not None and not resume:
         run_folder.create_run_folder(out_path)
         manifest = {
@@ -153,7 +158,8 @@ def invert(
             "settings": dataclasses.asdict(settings),
             "network": _network_record(network),
             "input": {
-                "source": clip.source,
+                "source": source,
+                "source_from_run": source_from_run,
                 "cameras": clip.cameras_from,
                 "masks": masks_record,
                 "frames": len(clip),

@@ -154,6 +154,18 @@ def checksums(folder: Path, names: list[str]) -> dict[str, str]:
     return {name: atomic.sha256_of(folder / name) for name in names}
 
 
+def verify_files(folder: Path, manifest: dict) -> None:
+    """Checks every file the manifest lists against its recorded sha256 (InputError naming the
+    file otherwise): a changed or damaged tensor file is refused, not rendered."""
+    for name, recorded in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise InputError(f"{path}: missing (run.json lists it)")
+        if atomic.sha256_of(path) != recorded:
+            raise InputError(f"{path}: its sha256 differs from the one run.json recorded; the "
+                             "file was changed or damaged")  # fmt: skip
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Writes an inversion checkpoint atomically (tensors and plain values only)."""
     atomic.torch_save(path, {**payload, "format": CHECKPOINT_FORMAT})
