@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -353,6 +354,14 @@ def test_a_forced_rerun_replaces_the_old_run_only_once_it_completes(tmp_path, cl
     assert (out / "latents.safetensors").read_bytes() == old_latents
     assert InversionResult.load(out).frames == 4
     assert (tmp_path / "run.partial" / "run.json").is_file()
+    # The folder the old run is moved to while the new one takes its place is never someone
+    # else's.
+    (tmp_path / "run.replaced").mkdir()
+    (tmp_path / "run.replaced" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="run.replaced: exists and is not a run folder"):
+        invert(clip4, method="w", out=out, force=True, progress=False, **TINY_RUN)
+    assert (tmp_path / "run.replaced" / "notes.txt").read_text() == "mine"
+    shutil.rmtree(tmp_path / "run.replaced")
     invert(clip4, method="w", out=out, force=True, progress=False, **{**TINY_RUN, "seed": 5})
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["settings"]["seed"] == 5

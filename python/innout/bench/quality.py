@@ -40,7 +40,7 @@ from innout.invert.settings import METHODS, PRESETS, InversionSettings, preset
 from innout.provenance import provenance
 
 #: Methods that have an object field, hence an object to remove (the default suite leaves out
-#: "innout-auto", whose composite stage doubles the time; name it in `methods` to run it).
+#: "innout-auto", which adds a third to the time; name it in `methods` to run it).
 OBJECT_METHODS = ("innout", "innout-auto")
 #: Format tag of the report JSON.
 REPORT_FORMAT = "innout-bench-quality/1"
@@ -50,7 +50,7 @@ PAIR_FILE = "quality.json"
 #: its saved run folder (no new inversion).
 METRICS_VERSION = 4
 #: The default suite: three 4-frame videos (one object kind each) times four methods take about
-#: half an hour on a 2-core CPU with the `fast` preset, most of it In-N-Out's composite stage.
+#: six minutes on a 2-core CPU with the `fast` preset.
 DEFAULT_IDENTITIES = (0, 1, 2)
 DEFAULT_OBJECTS = ("ball", "visor", "stick")
 DEFAULT_OBJECT_SEEDS = (0,)

@@ -72,10 +72,6 @@ class ObjectField(torch.nn.Module):
     def frames(self) -> int:
         return self.codes.shape[0]
 
-    @property
-    def residual_resolution(self) -> int:
-        return 0 if self.residual_planes is None else self.residual_planes.shape[-1]
-
     def frame_planes(self, frame_index: torch.Tensor) -> torch.Tensor:
         """The tri-planes of frames `frame_index` [B]: [B, 3, 32, R, R] (T_O + up(Delta_t)), or
         T_O itself [1, 3, 32, R, R] without residual planes."""

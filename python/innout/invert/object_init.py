@@ -53,11 +53,9 @@ EVIDENCE_FLOOR, EVIDENCE_FACTOR = 0.2, 3.0
 @dataclass
 class Evidence:
     """What step 1 says about each frame at the optimisation's raw resolution R: the face
-    surface's depth [T, R*R], the reconstruction [T, 3, R, R] and the object's pixels
-    [T, R*R] (1 = object)."""
+    surface's depth [T, R*R] and the object's pixels [T, R*R] (1 = object)."""
 
     face_depth: torch.Tensor
-    reconstruction: torch.Tensor
     object_masks: torch.Tensor
 
 
@@ -100,7 +98,7 @@ def gather_evidence(generator, state, targets, settings, masked: bool) -> Eviden
         object_masks = 1 - targets.masks_raw
     else:
         object_masks = unexplained_pixels(reconstruction, targets.raw)
-    return Evidence(depth, reconstruction, object_masks.flatten(1))
+    return Evidence(depth, object_masks.flatten(1))
 
 
 def slab_thickness(object_masks: torch.Tensor, depth: torch.Tensor, cameras: torch.Tensor):

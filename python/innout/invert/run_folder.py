@@ -49,6 +49,11 @@ def staging_folder(out: Path) -> Path:
     return out.with_name(out.name + ".partial")
 
 
+def replaced_folder(out: Path) -> Path:
+    """Where the old run waits while a completed re-run takes its place (`promote`)."""
+    return out.with_name(out.name + ".replaced")
+
+
 def _is_run_folder(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
@@ -82,9 +87,10 @@ def check_run_folder(out: Path, resume: bool, force: bool, inputs=()) -> None:
         if not _is_run_folder(out):
             raise InputError(f"{out}: not a run folder (no {MANIFEST}); force replaces only "
                              "run folders that innout wrote - choose another folder")  # fmt: skip
-        staging = staging_folder(out)
-        if _occupied(staging) and not _is_run_folder(staging):
-            raise InputError(f"{staging}: exists and is not a run folder; move it away")
+        for aside in (staging_folder(out), replaced_folder(out)):
+            if _occupied(aside) and not _is_run_folder(aside):
+                raise InputError(f"{aside}: exists and is not a run folder (a forced re-run "
+                                 "writes there); move it away")  # fmt: skip
 
 
 def write_target(out: Path, resume: bool) -> Path:
@@ -108,7 +114,10 @@ def create_run_folder(out: Path) -> None:
 def promote(staging: Path, out: Path) -> None:
     """Replaces the run folder `out` by the completed run in `staging`: the old run is moved
     aside, the new one renamed into place, then the old one removed."""
-    replaced = out.with_name(out.name + ".replaced")
+    replaced = replaced_folder(out)
+    if _occupied(replaced) and not _is_run_folder(replaced):
+        raise InputError(f"{replaced}: exists and is not a run folder; the completed re-run "
+                         f"stays in {staging}")  # fmt: skip
     if replaced.exists():
         shutil.rmtree(replaced)
     out.rename(replaced)

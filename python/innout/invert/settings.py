@@ -144,7 +144,7 @@ class InversionSettings:
 #: 10,000 composite steps, 100 epochs of super-resolution fine-tuning.
 PAPER = InversionSettings()
 
-#: Small enough for an 8-frame innout-tiny clip on two CPU cores in about two minutes: four
+#: Small enough for an 8-frame innout-tiny clip on two CPU cores in about a minute: four
 #: frames per step rendered at 32^2, far fewer steps, a coarser object tri-plane, a higher object
 #: learning rate, and innout's additions that make short runs count (docs/method.md 3.2): step 1
 #: fitted to the face's pixels only, the object field fitted to the evidence before step 2 with

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from innout.eg3d import camera
-from innout.eg3d.generator import TriPlaneGenerator
+from innout.eg3d.generator import PLANE_CHANNELS, TriPlaneGenerator
 from innout.invert import losses
 from innout.invert.engine import Stage, frame_batch, steps_for_epochs
 from innout.invert.settings import InversionSettings
@@ -240,10 +240,9 @@ def _frozen_face_planes(generator, state, settings) -> torch.Tensor | None:
     (they then never change: no need to run the backbone every step), else None."""
     if settings.latent_lr_ratio > 0:
         return None
-    synthesis = generator.backbone.synthesis
-    side = synthesis.img_resolution
+    side = generator.backbone.synthesis.img_resolution
     frames = state.ws.shape[0]
-    if frames * 3 * 32 * side * side * state.ws.element_size() > PLANE_CACHE_BYTES:
+    if frames * 3 * PLANE_CHANNELS * side * side * state.ws.element_size() > PLANE_CACHE_BYTES:
         return None
     with region("face_planes"):
         return torch.cat([generator.planes(state.ws[t : t + 1], noise_mode="const")
