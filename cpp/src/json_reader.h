@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "innout/scene.h"
+
 namespace innout {
 namespace detail {
 
-constexpr int kMaxJsonDepth = 64;
+constexpr int kMaxJsonDepth = static_cast<int>(kSceneMaxJsonDepth);
 
 struct Json {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };

@@ -1,7 +1,8 @@
 // Reader of exported scenes: the safetensors container (header length, JSON header, byte buffer),
 // then the checks of python/innout/scene.py's load_scene. Everything read from the file is
-// untrusted: sizes and offsets are checked before use, arithmetic on them is overflow-checked, and
-// the JSON parser bounds its recursion.
+// untrusted: sizes and offsets are checked before use, arithmetic on them is overflow-checked,
+// every size is bounded by the kScene* limits (scene.h) before anything is allocated, and the JSON
+// parser bounds its recursion.
 #include "innout/scene.h"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <new>
 #include <utility>
 
+#include "innout/validate.h"
 #include "json_reader.h"
 
 namespace innout {
@@ -48,7 +50,6 @@ using detail::json_index;
 using detail::parse_json;
 using detail::valid_utf8;
 
-constexpr size_t kMaxDims = 8;
 constexpr uint64_t kFloatBytes = 4;
 const char* const kSceneFormat = "innout-scene/1";
 const char* const kFaceKeys[] = {"face.planes", "face.hidden.weight", "face.hidden.bias",
@@ -70,60 +71,49 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-// Python's float(text): surrounding whitespace, a sign, "inf"/"infinity"/"nan" in any case,
-// underscores between digits, decimal digits with an optional fraction and exponent.
-bool parse_python_float(const std::string& text, double* out) {
-  size_t b = 0, e = text.size();
-  auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-  while (b < e && space(text[b])) ++b;
-  while (e > b && space(text[e - 1])) --e;
-  std::string s;
-  for (size_t i = b; i < e; ++i) {
-    if (text[i] == '_') {
-      auto digit = [](char c) { return c >= '0' && c <= '9'; };
-      if (i == b || i + 1 == e || !digit(text[i - 1]) || !digit(text[i + 1])) return false;
-      continue;
-    }
-    s.push_back(text[i]);
-  }
-  bool negative = false;
-  if (!s.empty() && (s[0] == '+' || s[0] == '-')) {
-    negative = s[0] == '-';
-    s.erase(0, 1);
-  }
-  std::string lower = s;
-  for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  if (lower == "inf" || lower == "infinity") {
-    *out = negative ? -HUGE_VAL : HUGE_VAL;
-    return true;
-  }
-  if (lower == "nan") {
-    *out = std::numeric_limits<double>::quiet_NaN();
-    return true;
-  }
-  // Grammar: digits [. [digits]] | . digits, then an optional exponent.
-  size_t i = 0, int_digits = 0, frac_digits = 0;
-  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++int_digits;
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Whether `text` is a JSON integer literal without a sign: 0 | [1-9][0-9]* (settings are strings in
+// the safetensors metadata; both readers take exactly this syntax for the integer ones).
+bool json_integer_text(const std::string& text) {
+  if (text.empty() || !std::all_of(text.begin(), text.end(), is_digit)) return false;
+  return text == "0" || text[0] != '0';
+}
+
+// The value of a JSON number literal (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, no
+// whitespace), rounded as Python's float() rounds it: infinity on overflow, zero on underflow.
+// False for any other text.
+bool parse_json_number(const std::string& text, double* out) {
+  size_t i = 0;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) ++i;
+  const size_t int_begin = i;
+  while (i < text.size() && is_digit(text[i])) ++i;
+  if (i == int_begin || (text[int_begin] == '0' && i - int_begin > 1)) return false;
   const size_t point = i;
-  if (i < s.size() && s[i] == '.') {
+  if (i < text.size() && text[i] == '.') {
     ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++frac_digits;
+    const size_t frac_begin = i;
+    while (i < text.size() && is_digit(text[i])) ++i;
+    if (i == frac_begin) return false;
   }
-  if (int_digits + frac_digits == 0) return false;
   const size_t mantissa_end = i;
   long long exponent = 0;
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
     ++i;
     bool exp_negative = false;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) exp_negative = s[i++] == '-';
-    size_t exp_digits = 0;
-    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i, ++exp_digits) {
-      if (exponent < 1000000000) exponent = exponent * 10 + (s[i] - '0');
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) exp_negative = text[i++] == '-';
+    const size_t exp_begin = i;
+    for (; i < text.size() && is_digit(text[i]); ++i) {
+      if (exponent < 1000000000) exponent = exponent * 10 + (text[i] - '0');
     }
-    if (exp_digits == 0) return false;
+    if (i == exp_begin) return false;
     if (exp_negative) exponent = -exponent;
   }
-  if (i != s.size()) return false;
+  if (i != text.size()) return false;
+  // from_chars reads the literal without its sign; positions below are relative to that.
+  const std::string s = text.substr(int_begin);
+  const size_t s_point = point - int_begin, s_mantissa_end = mantissa_end - int_begin;
   double v = 0;
   const auto result = std::from_chars(s.data(), s.data() + s.size(), v);
   if (result.ec == std::errc::result_out_of_range) {
@@ -131,12 +121,12 @@ bool parse_python_float(const std::string& text, double* out) {
     // non-zero digit says which.
     long long magnitude = 0;
     size_t k = 0;
-    while (k < mantissa_end && (s[k] == '0' || s[k] == '.')) ++k;
-    if (k == mantissa_end) {
+    while (k < s_mantissa_end && (s[k] == '0' || s[k] == '.')) ++k;
+    if (k == s_mantissa_end) {
       v = 0;
     } else {
-      magnitude =
-          k < point ? static_cast<long long>(point - k) - 1 : -static_cast<long long>(k - point);
+      magnitude = k < s_point ? static_cast<long long>(s_point - k) - 1
+                              : -static_cast<long long>(k - s_point);
       v = magnitude + exponent > 0 ? HUGE_VAL : 0.0;
     }
   } else if (result.ec != std::errc() || result.ptr != s.data() + s.size()) {
@@ -187,6 +177,11 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
   }
   uint64_t header_length = 0;
   std::memcpy(&header_length, bytes, 8);
+  if (header_length > static_cast<uint64_t>(kSceneMaxHeaderBytes)) {
+    return Status::Invalid("header length " + std::to_string(header_length) +
+                           " exceeds the limit of " + std::to_string(kSceneMaxHeaderBytes) +
+                           " bytes");
+  }
   if (header_length > size - 8) {
     return Status::Invalid("header length " + std::to_string(header_length) +
                            " exceeds the file (" + std::to_string(size) + " bytes)");
@@ -226,6 +221,10 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
       }
       continue;
     }
+    if (entries.size() == static_cast<size_t>(kSceneMaxTensors)) {
+      return Status::Invalid("more than " + std::to_string(kSceneMaxTensors) +
+                             " tensors in the header");
+    }
     if (v.kind != Json::Kind::kObject) {
       return Status::Invalid("header entry of tensor " + name +
                              " must be an object with dtype, shape and data_offsets");
@@ -241,9 +240,10 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
     if (shape == nullptr || shape->kind != Json::Kind::kArray) {
       return Status::Invalid("shape of " + name + " must be an array of non-negative integers");
     }
-    if (shape->items.size() > kMaxDims) {
+    if (shape->items.size() > static_cast<size_t>(kSceneMaxDims)) {
       return Status::Invalid("shape of " + name + " has " + std::to_string(shape->items.size()) +
-                             " dimensions, at most " + std::to_string(kMaxDims) + " are supported");
+                             " dimensions, at most " + std::to_string(kSceneMaxDims) +
+                             " are supported");
     }
     for (const Json& d : shape->items) {
       int64_t n = 0;
@@ -351,13 +351,23 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
   if (planes.size() != 4 || planes[0] != 3) {
     return Status::Invalid("face.planes must have shape [3, C, H, W], got " + shape_text(planes));
   }
+  // Every size within the limits: what the renderer allocates is then bounded too.
+  auto within = [](const std::string& name, const std::string& what, int64_t value, int64_t low,
+                   int64_t high) {
+    if (low <= value && value <= high) return Status::Ok();
+    return Status::Invalid(name + " has " + what + " " + std::to_string(value) + ", expected " +
+                           std::to_string(low) + " to " + std::to_string(high));
+  };
   const int64_t channels = planes[1];
+  INNOUT_RETURN_IF_ERROR(within("face.planes", "C =", channels, 1, kSceneMaxChannels));
+  INNOUT_RETURN_IF_ERROR(within("face.planes", "H =", planes[2], 1, kSceneMaxPlaneSize));
+  INNOUT_RETURN_IF_ERROR(within("face.planes", "W =", planes[3], 1, kSceneMaxPlaneSize));
   const int64_t hidden = rows(shape_of("face.hidden.weight"));
+  INNOUT_RETURN_IF_ERROR(
+      within("face.hidden.weight", "rows (hidden width)", hidden, 1, kSceneMaxChannels));
   const int64_t outputs = rows(shape_of("face.output.weight"));  // 1 + F
-  if (outputs < 1) {
-    return Status::Invalid("face.output.weight must have shape [1 + F, hidden], got " +
-                           shape_text(shape_of("face.output.weight")));
-  }
+  INNOUT_RETURN_IF_ERROR(
+      within("face.output.weight", "rows (1 + F features)", outputs, 2, kSceneMaxChannels + 1));
   std::vector<std::pair<std::string, std::vector<int64_t>>> expected = {
       {"camera", {25}},
       {"face.hidden.weight", {hidden, channels}},
@@ -371,15 +381,18 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
       return Status::Invalid("object.planes must have shape [3, " + std::to_string(channels) +
                              ", R, R], got " + shape_text(object_planes));
     }
+    INNOUT_RETURN_IF_ERROR(
+        within("object.planes", "height", object_planes[2], 1, kSceneMaxPlaneSize));
+    INNOUT_RETURN_IF_ERROR(
+        within("object.planes", "width", object_planes[3], 1, kSceneMaxPlaneSize));
     const std::vector<int64_t>& code = shape_of("object.code");
     if (code.size() != 1) {
       return Status::Invalid("object.code must have shape [K], got " + shape_text(code));
     }
-    const int64_t max = std::numeric_limits<int64_t>::max();
-    if (code[0] > max - channels || outputs > max - 1) {
-      return Status::Invalid("object.code or face.output.weight is too large");
-    }
+    INNOUT_RETURN_IF_ERROR(within("object.code", "K =", code[0], 1, kSceneMaxChannels));
     const int64_t object_hidden = rows(shape_of("object.hidden.weight"));
+    INNOUT_RETURN_IF_ERROR(
+        within("object.hidden.weight", "rows (hidden width)", object_hidden, 1, kSceneMaxChannels));
     expected.push_back({"object.hidden.weight", {object_hidden, channels + code[0]}});
     expected.push_back({"object.hidden.bias", {object_hidden}});
     expected.push_back({"object.output.weight", {outputs + 1, object_hidden}});
@@ -402,25 +415,48 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
     if (it == scene.metadata.end()) {
       return Status::Invalid(std::string("header metadata lacks ") + quoted(setting_keys[i]));
     }
-    if (!parse_python_float(it->second, &values[i])) {
-      return Status::Invalid(std::string(setting_keys[i]) + " must be a number, got " +
-                             quoted(it->second));
+    const std::string& text = it->second;
+    if (i < 3) {
+      // An integer: no fraction, exponent, sign or whitespace ("64.7" is not silently 64).
+      if (!json_integer_text(text)) {
+        return Status::Invalid(std::string(setting_keys[i]) +
+                               " must be an integer (JSON syntax, e.g. \"64\"), got " +
+                               quoted(text));
+      }
+    } else if (!parse_json_number(text, &values[i])) {
+      return Status::Invalid(std::string(setting_keys[i]) +
+                             " must be a number (JSON syntax, e.g. \"2.25\"), got " + quoted(text));
     }
   }
   int64_t counts[3] = {};
+  const int64_t lows[3] = {1, 2, 0};
+  const int64_t highs[3] = {kSceneMaxResolution, kSceneMaxSamples, kSceneMaxSamples};
   for (int i = 0; i < 3; ++i) {
-    // Python: int(float(text)), truncating towards zero.
-    if (!std::isfinite(values[i]) || std::fabs(values[i]) >= 9.2e18) {
-      return Status::Invalid(std::string(setting_keys[i]) + " must be a finite integer, got " +
-                             quoted(scene.metadata[setting_keys[i]]));
+    const std::string& text = scene.metadata[setting_keys[i]];
+    // 19 digits or more are past every limit (and might not fit int64).
+    int64_t n = std::numeric_limits<int64_t>::max();
+    if (text.size() < 19) std::from_chars(text.data(), text.data() + text.size(), n);
+    if (n < lows[i] || n > highs[i]) {
+      return Status::Invalid(std::string(setting_keys[i]) + " must be in [" +
+                             std::to_string(lows[i]) + ", " + std::to_string(highs[i]) + "], got " +
+                             quoted(text));
     }
-    counts[i] = static_cast<int64_t>(std::trunc(values[i]));
+    counts[i] = n;
   }
-  if (counts[0] < 1 || counts[1] < 2 || counts[2] < 0) {
-    return Status::Invalid(
-        "resolution >= 1, coarse_samples >= 2 and fine_samples >= 0 are required, got " +
-        std::to_string(counts[0]) + ", " + std::to_string(counts[1]) + " and " +
-        std::to_string(counts[2]));
+  if (counts[2] > 0 && counts[1] < 4) {
+    // EG3D's importance sampling draws from a pdf of K - 3 bins.
+    return Status::Invalid("coarse_samples must be >= 4 when fine_samples > 0, got " +
+                           std::to_string(counts[1]));
+  }
+  for (int i = 3; i < 7; ++i) {
+    if (!std::isfinite(values[i])) {
+      return Status::Invalid(std::string("settings contain NaN or infinity: ") + setting_keys[i] +
+                             " is " + quoted(scene.metadata[setting_keys[i]]));
+    }
+    const double limit = std::numeric_limits<float>::max();
+    if (std::fabs(values[i]) > limit) {
+      return Status::Invalid(std::string(setting_keys[i]) + " is out of the float32 range");
+    }
   }
   const double ray_start = values[3], ray_end = values[4], box_warp = values[5];
   if (!(0 < ray_start && ray_start < ray_end) || !(box_warp > 0)) {
@@ -428,8 +464,20 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
                            scene.metadata["ray_start"] + ", ray_end " + scene.metadata["ray_end"] +
                            ", box_warp " + scene.metadata["box_warp"]);
   }
+  scene.resolution = counts[0];
+  scene.coarse_samples = counts[1];
+  scene.fine_samples = counts[2];
+  scene.ray_start = static_cast<float>(ray_start);
+  scene.ray_end = static_cast<float>(ray_end);
+  scene.box_warp = static_cast<float>(box_warp);
+  scene.sigmoid_pad = static_cast<float>(values[6]);
+  // The renderers compute in float32: the order must survive the rounding.
+  if (!(0 < scene.ray_start && scene.ray_start < scene.ray_end) || !(scene.box_warp > 0)) {
+    return Status::Invalid("ray_start < ray_end and box_warp > 0 must hold in float32");
+  }
 
-  // ---- Tensor data (memcpy: the buffer has no alignment), then finiteness.
+  // ---- Tensor data (memcpy: the buffer has no alignment), then finiteness. Every size is now
+  // bounded and matches the file's own bytes.
   for (const Entry& entry : entries) {
     SceneTensor tensor;
     tensor.shape = entry.shape;
@@ -446,31 +494,56 @@ Status parse_impl(const uint8_t* bytes, size_t size, Scene* out) {
     }
     scene.tensors.emplace(entry.name, std::move(tensor));
   }
-  for (int i = 3; i < 7; ++i) {
-    if (!std::isfinite(values[i])) {
-      return Status::Invalid(std::string("settings contain NaN or infinity: ") + setting_keys[i] +
-                             " is " + quoted(scene.metadata[setting_keys[i]]));
-    }
-    const double limit = std::numeric_limits<float>::max();
-    if (std::fabs(values[i]) > limit) {
-      return Status::Invalid(std::string(setting_keys[i]) + " is out of the float32 range");
-    }
-  }
-  scene.resolution = counts[0];
-  scene.coarse_samples = counts[1];
-  scene.fine_samples = counts[2];
-  scene.ray_start = static_cast<float>(ray_start);
-  scene.ray_end = static_cast<float>(ray_end);
-  scene.box_warp = static_cast<float>(box_warp);
-  scene.sigmoid_pad = static_cast<float>(values[6]);
-  if (!(0 < scene.ray_start && scene.ray_start < scene.ray_end) || !(scene.box_warp > 0)) {
-    return Status::Invalid("ray_start < ray_end and box_warp > 0 must hold in float32");
-  }
+  const Status camera = check_camera(scene.find("camera")->data.data());
+  if (!camera.ok()) return Status::Invalid("camera is degenerate: " + camera.message);
   *out = std::move(scene);
   return Status::Ok();
 }
 
 }  // namespace
+
+Status check_camera(const float* label) {
+  if (label == nullptr) return Status::Invalid("expected 25 floats, got a null pointer");
+  double v[25];
+  for (int i = 0; i < 25; ++i) {
+    v[i] = static_cast<double>(label[i]);
+    if (!std::isfinite(v[i])) {
+      return Status::Invalid("expected finite values, element " + std::to_string(i) + " is " +
+                             std::to_string(v[i]));
+    }
+  }
+  const double* m = v;
+  const double* k = v + 16;
+  const double tol = kSceneCameraTolerance;
+  // Double precision and the order of operations of python/innout/scene.py's camera_problem, so
+  // that both readers decide alike even next to the tolerance.
+  double error = 0.0;
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      const double dot =
+          m[i * 4] * m[j * 4] + m[i * 4 + 1] * m[j * 4 + 1] + m[i * 4 + 2] * m[j * 4 + 2];
+      error = std::max(error, std::fabs(dot - (i == j ? 1.0 : 0.0)));
+    }
+  }
+  if (error > tol) {
+    return Status::Invalid(
+        "expected a cam2world whose rotation (top-left 3x3) is orthonormal to within 0.001, got "
+        "|R R^T - I| = " +
+        std::to_string(error));
+  }
+  if (std::max({std::fabs(m[12]), std::fabs(m[13]), std::fabs(m[14]), std::fabs(m[15] - 1.0)}) >
+      tol) {
+    return Status::Invalid("expected cam2world's last row [0, 0, 0, 1]");
+  }
+  if (!(k[0] >= kSceneMinFocalLength && k[4] >= kSceneMinFocalLength)) {
+    return Status::Invalid("expected normalised focal lengths fx, fy >= 0.001, got fx=" +
+                           std::to_string(k[0]) + " fy=" + std::to_string(k[4]));
+  }
+  if (std::max({std::fabs(k[3]), std::fabs(k[6]), std::fabs(k[7]), std::fabs(k[8] - 1.0)}) > tol) {
+    return Status::Invalid("expected intrinsics rows [0, fy, cy] and [0, 0, 1]");
+  }
+  return Status::Ok();
+}
 
 Status parse_scene(const uint8_t* bytes, size_t size, Scene* scene) {
   if (scene == nullptr) return Status::Invalid("scene must not be null");

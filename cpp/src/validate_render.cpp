@@ -40,6 +40,24 @@ Status validate_render(const RenderScene& scene, const RenderTarget& target, con
   INNOUT_RETURN_IF_ERROR(check_planes(scene.face_planes, "face"));
   INNOUT_RETURN_IF_ERROR(
       require(scene.face_decoder.outputs >= 2, op, "a face decoder with 1 + F outputs, F >= 1"));
+  // The scene reader's limits bound the per-ray scratch too: render_scratch_floats multiplies
+  // these sizes, which must not overflow for a RenderScene built by hand.
+  INNOUT_RETURN_IF_ERROR(
+      require(scene.coarse_samples <= kSceneMaxSamples && scene.fine_samples <= kSceneMaxSamples,
+              op, "coarse_samples and fine_samples <= " + std::to_string(kSceneMaxSamples)));
+  INNOUT_RETURN_IF_ERROR(require(
+      scene.face_planes.channels <= kSceneMaxChannels &&
+          scene.face_decoder.hidden <= kSceneMaxChannels &&
+          scene.face_decoder.outputs <= kSceneMaxChannels + 1,
+      op, "plane channels, decoder widths and features F <= " + std::to_string(kSceneMaxChannels)));
+  if (scene.has_object()) {
+    INNOUT_RETURN_IF_ERROR(require(scene.object_planes.channels <= kSceneMaxChannels &&
+                                       scene.object_code_size <= kSceneMaxChannels &&
+                                       scene.object_decoder.hidden <= kSceneMaxChannels,
+                                   op,
+                                   "object plane channels, code size and decoder width <= " +
+                                       std::to_string(kSceneMaxChannels)));
+  }
   const int64_t F = scene.feature_channels();
   INNOUT_RETURN_IF_ERROR(
       check_decoder(scene.face_decoder, "face", scene.face_planes.channels, F + 1));

@@ -1,6 +1,8 @@
 // view_scene (innout.h): a RenderScene of host pointers into a Scene read from a file, with the
 // planes converted to the channels-last layout the renderer reads. A Scene may also be built by
 // hand, so every tensor the view points into is checked first.
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -15,12 +17,13 @@ namespace {
 Status check_tensor(const Scene& scene, const std::string& name, std::vector<int64_t> sizes) {
   const SceneTensor* t = scene.find(name);
   bool ok = t != nullptr && t->shape.size() == sizes.size();
-  int64_t count = 1;
   for (size_t i = 0; ok && i < sizes.size(); ++i) {
     ok = t->shape[i] > 0 && (sizes[i] < 0 || t->shape[i] == sizes[i]);
-    count *= ok ? t->shape[i] : 1;
   }
-  ok = ok && static_cast<int64_t>(t->data.size()) == count;
+  // numel() saturates instead of overflowing, and no vector holds INT64_MAX floats, so a hand-built
+  // shape whose product passes int64 is refused here rather than wrapping around.
+  ok = ok && t->numel() < std::numeric_limits<int64_t>::max() &&
+       static_cast<int64_t>(t->data.size()) == t->numel();
   std::string expected;
   for (int64_t size : sizes)
     expected +=

@@ -4,6 +4,7 @@ options every command shares (`--threads`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -70,10 +71,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         return args.handler(args)
     except (ValueError, RuntimeError, OSError) as error:
-        # Errors a user can cause (a missing GPU, a bad argument, an unwritable path) end the
-        # command with a message, not a traceback.
+        # Errors a user can cause (a missing GPU, a bad argument, an unwritable path, a full
+        # disk) end the command with a message, not a traceback.
         print(f"innout: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Whatever was being written stays as it was (every file is written atomically).
+        print("innout: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a failure innout did not foresee: a bug to report
+        if os.environ.get("INNOUT_TRACEBACK"):
+            raise
+        print(f"innout: error: unexpected {type(error).__name__}: {error} (a bug; please report "
+              "it with the output of INNOUT_TRACEBACK=1 innout ...)", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "check.h"
+#include "innout/innout.h"
 #include "innout/scene.h"
 
 namespace {
@@ -122,9 +123,17 @@ TensorSpec make_tensor(const std::string& name, std::vector<int64_t> shape, floa
 // C = 2 channels, 3 x 4 face planes, hidden 5, F = 3; object: R = 2, K = 3, object hidden 4.
 constexpr int64_t kC = 2, kH = 3, kW = 4, kHidden = 5, kF = 3, kR = 2, kK = 3, kOh = 4;
 
+// EG3D's frontal FFHQ camera: cam2world (a rotation by pi about x, 2.7 units out on +z), then the
+// normalised intrinsics.
+std::vector<float> frontal_camera() {
+  return {1, 0, 0, 0,       0, -1,   0, 0,       0,    0, -1, 2.7f, 0,
+          0, 0, 1, 4.2647f, 0, 0.5f, 0, 4.2647f, 0.5f, 0, 0,  1};
+}
+
 SceneSpec valid_spec(bool object) {
   SceneSpec s;
   s.tensors.push_back(make_tensor("camera", {25}, 1.0f));
+  s.tensors.back().values = frontal_camera();
   s.tensors.push_back(make_tensor("face.planes", {3, kC, kH, kW}, -2.0f));
   s.tensors.push_back(make_tensor("face.hidden.weight", {kHidden, kC}, 3.0f));
   s.tensors.push_back(make_tensor("face.hidden.bias", {kHidden}, 4.0f));
@@ -226,21 +235,37 @@ void unaligned_buffer() {
   if (status.ok()) check_tensor(scene, valid_spec(true).tensors[1]);
 }
 
-// Settings are read as Python's float() reads them; integers truncate as int(float(text)).
-void python_number_syntax() {
+// Settings are metadata strings holding a JSON number; the integer ones a JSON integer, so that
+// "64.7" is refused instead of being truncated to 64.
+void json_number_settings() {
   SceneSpec spec = valid_spec(false);
-  spec.set_metadata("resolution", " 1_28 ");
-  spec.set_metadata("coarse_samples", "4.9e1");
-  spec.set_metadata("fine_samples", "-0.5");
-  spec.set_metadata("ray_start", "+.5");
+  spec.set_metadata("resolution", "128");
+  spec.set_metadata("coarse_samples", "49");
+  spec.set_metadata("fine_samples", "0");
+  spec.set_metadata("ray_start", "5e-1");
   spec.set_metadata("ray_end", "1E1");
-  spec.set_metadata("sigmoid_pad", "1e-400");  // underflows to 0, as in Python
+  spec.set_metadata("box_warp", "2.0");
+  spec.set_metadata("sigmoid_pad", "1e-400");  // underflows to 0, as Python's float() does
   innout::Scene scene;
   const innout::Status status = parse(write_scene(spec), &scene);
-  check(status.ok(), "Python number syntax parses: " + status.message);
+  check(status.ok(), "JSON number settings parse: " + status.message);
   check(scene.resolution == 128 && scene.coarse_samples == 49 && scene.fine_samples == 0 &&
-            scene.ray_start == 0.5f && scene.ray_end == 10.0f && scene.sigmoid_pad == 0.0f,
-        "Python number syntax values");
+            scene.ray_start == 0.5f && scene.ray_end == 10.0f && scene.box_warp == 2.0f &&
+            scene.sigmoid_pad == 0.0f,
+        "JSON number settings values");
+  for (const char* text : {"64.7", "64.0", "6.4e1", " 64", "64 ", "+64", "064", "-0", "-5", "1_28",
+                           "true", "\"64\"", "", "0x40", "６４"}) {
+    spec = valid_spec(false);
+    spec.set_metadata("resolution", text);
+    expect_refused(spec, "resolution must be an integer (JSON syntax",
+                   std::string("resolution ") + text);
+  }
+  for (const char* text : {" 2.25", "+2.25", ".5", "2.", "1_0", "inf", "Infinity", "nan", "0x10",
+                           "1.0.0", "1e", "01.5", "", "true"}) {
+    spec = valid_spec(false);
+    spec.set_metadata("ray_end", text);
+    expect_refused(spec, "ray_end must be a number (JSON syntax", std::string("ray_end ") + text);
+  }
 }
 
 // Escapes in header strings, incl. a surrogate pair; padding with spaces after the object.
@@ -315,12 +340,15 @@ void huge_header_length() {
   std::vector<uint8_t> bytes = write_scene(valid_spec(false));
   const uint64_t huge = uint64_t(1) << 40;
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(huge >> (8 * i));
-  expect_refused(
-      bytes,
-      "header length 1099511627776 exceeds the file (" + std::to_string(bytes.size()) + " bytes)",
-      "huge header length");
+  expect_refused(bytes, "header length 1099511627776 exceeds the limit of 1048576 bytes",
+                 "huge header length");
   for (int i = 0; i < 8; ++i) bytes[i] = 0xFF;
-  expect_refused(bytes, "exceeds the file", "header length 2^64 - 1");
+  expect_refused(bytes, "exceeds the limit", "header length 2^64 - 1");
+  const uint64_t within = innout::kSceneMaxHeaderBytes;
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(within >> (8 * i));
+  expect_refused(
+      bytes, "header length 1048576 exceeds the file (" + std::to_string(bytes.size()) + " bytes)",
+      "header length at the limit, past the end");
 }
 
 void header_not_json() {
@@ -390,18 +418,19 @@ void wrong_shape() {
   spec = valid_spec(false);
   *spec.tensor("face.planes") = make_tensor("face.planes", {3, max, 0, 0}, 0.0f);
   expect_refused(spec, "is too large", "[3, 2^63 - 1, 0, 0] planes");
-  // [3, C, 0, 0] with 3 C in range is valid (as in Python): numel must not overflow.
+  // [3, C, 0, 0] with 3 C in range is a consistent file, but neither empty planes nor C beyond
+  // kSceneMaxChannels can be rendered.
   const int64_t channels = max / 3;
   spec = valid_spec(false);
   *spec.tensor("face.planes") = make_tensor("face.planes", {3, channels, 0, 0}, 0.0f);
   *spec.tensor("face.hidden.weight") = make_tensor("face.hidden.weight", {0, channels}, 0.0f);
   *spec.tensor("face.hidden.bias") = make_tensor("face.hidden.bias", {0}, 0.0f);
   *spec.tensor("face.output.weight") = make_tensor("face.output.weight", {1 + kF, 0}, 0.0f);
-  innout::Scene scene;
-  const innout::Status status = parse(write_scene(spec), &scene);
-  check(status.ok() && scene.find("face.planes")->numel() == 0 &&
-            scene.find("face.planes")->shape[1] == channels,
-        "zero-size planes with (2^63 - 1) / 3 channels: " + status.message);
+  expect_refused(spec, "face.planes has C = 3074457345618258602, expected 1 to 1024",
+                 "zero-size planes with (2^63 - 1) / 3 channels");
+  spec = valid_spec(false);
+  *spec.tensor("face.planes") = make_tensor("face.planes", {3, kC, 0, kW}, 0.0f);
+  expect_refused(spec, "face.planes has H = 0, expected 1 to 2048", "planes without rows");
   innout::SceneTensor t;
   t.shape = {3, max, 0, 0};
   check(t.numel() == 0, "numel of [3, 2^63 - 1, 0, 0] is 0");
@@ -479,7 +508,8 @@ void bad_metadata() {
   expect_refused(spec, "header metadata lacks \"ray_end\"", "missing metadata key");
   spec = valid_spec(false);
   spec.set_metadata("box_warp", "abc");
-  expect_refused(spec, "box_warp must be a number, got \"abc\"", "non-numeric metadata");
+  expect_refused(spec, "box_warp must be a number (JSON syntax, e.g. \"2.25\"), got \"abc\"",
+                 "non-numeric metadata");
   spec.set_metadata("box_warp", "1.0.0");
   expect_refused(spec, "box_warp must be a number", "two decimal points");
   spec.set_metadata("box_warp", "0x10");
@@ -501,22 +531,18 @@ void bad_metadata() {
   expect_refused(spec, "box_warp > 0", "box_warp 0");
   spec = valid_spec(false);
   spec.set_metadata("resolution", "0.5");
-  expect_refused(spec, "resolution >= 1", "resolution 0");
+  expect_refused(spec, "resolution must be an integer", "resolution 0.5");
+  spec.set_metadata("resolution", "0");
+  expect_refused(spec, "resolution must be in [1, 4096], got \"0\"", "resolution 0");
   spec = valid_spec(false);
   spec.set_metadata("coarse_samples", "1");
-  expect_refused(spec, "coarse_samples >= 2", "one coarse sample");
+  expect_refused(spec, "coarse_samples must be in [2, 1024]", "one coarse sample");
   spec = valid_spec(false);
-  spec.set_metadata("resolution", "inf");
-  expect_refused(spec, "resolution must be a finite integer", "infinite resolution");
+  spec.set_metadata("fine_samples", "99999999999999999999999");
+  expect_refused(spec, "fine_samples must be in [0, 1024]", "fine_samples beyond int64");
   spec = valid_spec(false);
-  spec.set_metadata("fine_samples", "1e300");
-  expect_refused(spec, "fine_samples must be a finite integer", "fine_samples beyond int64");
-  spec = valid_spec(false);
-  spec.set_metadata("ray_end", "Infinity");
-  expect_refused(spec, "NaN or infinity", "infinite ray_end");
-  spec = valid_spec(false);
-  spec.set_metadata("sigmoid_pad", "nan");
-  expect_refused(spec, "NaN or infinity", "NaN sigmoid_pad");
+  spec.set_metadata("ray_end", "1e999");
+  expect_refused(spec, "NaN or infinity", "ray_end overflowing to infinity");
   spec = valid_spec(false);
   spec.set_metadata("ray_end", "1e300");
   expect_refused(spec, "float32", "ray_end beyond float32");
@@ -583,6 +609,192 @@ void corrupted_bytes() {
   check(accepted > 0, "some data-only corruptions are accepted");
 }
 
+// Every size is bounded (scene.h's kScene* limits): at the limit is accepted, one past it refused,
+// before anything is allocated.
+void size_limits() {
+  const auto accepted = [](const SceneSpec& spec, const std::string& what) {
+    innout::Scene scene;
+    const innout::Status status = parse(write_scene(spec), &scene);
+    check(status.ok(), what + " is accepted: " + status.message);
+  };
+  const std::pair<const char*, int64_t> settings[] = {{"resolution", innout::kSceneMaxResolution},
+                                                      {"coarse_samples", innout::kSceneMaxSamples},
+                                                      {"fine_samples", innout::kSceneMaxSamples}};
+  for (const auto& [key, limit] : settings) {
+    SceneSpec spec = valid_spec(false);
+    spec.set_metadata(key, std::to_string(limit));
+    accepted(spec, std::string(key) + " at the limit");
+    spec.set_metadata(key, std::to_string(limit + 1));
+    expect_refused(spec, std::string(key) + " must be in [", std::string(key) + " past the limit");
+  }
+  SceneSpec spec = valid_spec(false);
+  spec.set_metadata("resolution", "20000");
+  expect_refused(spec, "resolution must be in [1, 4096], got \"20000\"", "resolution 20000");
+
+  // Plane sides: [3, C, 1, 2048] is accepted, [3, C, 1, 2049] and [3, C, 2049, 1] refused.
+  const int64_t side = innout::kSceneMaxPlaneSize;
+  spec = valid_spec(false);
+  *spec.tensor("face.planes") = make_tensor("face.planes", {3, kC, 1, side}, 0.0f);
+  accepted(spec, "planes 2048 wide");
+  *spec.tensor("face.planes") = make_tensor("face.planes", {3, kC, 1, side + 1}, 0.0f);
+  expect_refused(spec, "face.planes has W = 2049, expected 1 to 2048", "planes 2049 wide");
+  *spec.tensor("face.planes") = make_tensor("face.planes", {3, kC, side + 1, 1}, 0.0f);
+  expect_refused(spec, "face.planes has H = 2049", "planes 2049 high");
+  spec = valid_spec(true);
+  *spec.tensor("object.planes") = make_tensor("object.planes", {3, kC, side + 1, 1}, 0.0f);
+  expect_refused(spec, "object.planes has height 2049", "object planes 2049 high");
+
+  // Widths: plane channels, hidden width, features and code size, each 1024 at most.
+  const int64_t wide = innout::kSceneMaxChannels + 1;
+  spec = valid_spec(false);
+  *spec.tensor("face.planes") = make_tensor("face.planes", {3, wide, 1, 1}, 0.0f);
+  *spec.tensor("face.hidden.weight") = make_tensor("face.hidden.weight", {kHidden, wide}, 0.0f);
+  expect_refused(spec, "face.planes has C = 1025, expected 1 to 1024", "1025 channels");
+  spec = valid_spec(false);
+  *spec.tensor("face.hidden.weight") = make_tensor("face.hidden.weight", {wide, kC}, 0.0f);
+  *spec.tensor("face.hidden.bias") = make_tensor("face.hidden.bias", {wide}, 0.0f);
+  *spec.tensor("face.output.weight") = make_tensor("face.output.weight", {1 + kF, wide}, 0.0f);
+  expect_refused(spec, "face.hidden.weight has rows (hidden width) 1025", "hidden width 1025");
+  spec = valid_spec(false);
+  *spec.tensor("face.output.weight") = make_tensor("face.output.weight", {1 + wide, kHidden}, 0.0f);
+  *spec.tensor("face.output.bias") = make_tensor("face.output.bias", {1 + wide}, 0.0f);
+  expect_refused(spec, "face.output.weight has rows (1 + F features) 1026", "1025 features");
+  spec = valid_spec(false);
+  *spec.tensor("face.output.weight") = make_tensor("face.output.weight", {1, kHidden}, 0.0f);
+  *spec.tensor("face.output.bias") = make_tensor("face.output.bias", {1}, 0.0f);
+  expect_refused(spec, "face.output.weight has rows (1 + F features) 1, expected 2", "no feature");
+  spec = valid_spec(true);
+  *spec.tensor("object.code") = make_tensor("object.code", {wide}, 0.0f);
+  *spec.tensor("object.hidden.weight") =
+      make_tensor("object.hidden.weight", {kOh, kC + wide}, 0.0f);
+  expect_refused(spec, "object.code has K = 1025", "code size 1025");
+  spec = valid_spec(true);
+  *spec.tensor("object.hidden.weight") = make_tensor("object.hidden.weight", {0, kC + kK}, 0.0f);
+  *spec.tensor("object.hidden.bias") = make_tensor("object.hidden.bias", {0}, 0.0f);
+  *spec.tensor("object.output.weight") = make_tensor("object.output.weight", {2 + kF, 0}, 0.0f);
+  expect_refused(spec, "object.hidden.weight has rows (hidden width) 0", "object hidden width 0");
+
+  // At most 64 tensor entries (extra ones are allowed up to that).
+  spec = valid_spec(true);
+  while (spec.tensors.size() < static_cast<size_t>(innout::kSceneMaxTensors)) {
+    spec.tensors.push_back(make_tensor("extra" + std::to_string(spec.tensors.size()), {1}, 0.0f));
+  }
+  accepted(spec, "64 tensors");
+  spec.tensors.push_back(make_tensor("one_more", {1}, 0.0f));
+  expect_refused(spec, "more than 64 tensors", "65 tensors");
+
+  // A header longer than 1 MiB is refused even when the file holds it.
+  spec = valid_spec(false);
+  spec.set_metadata("padding", std::string(static_cast<size_t>(innout::kSceneMaxHeaderBytes), 'x'));
+  expect_refused(spec, "exceeds the limit of 1048576 bytes", "a 1 MiB metadata string");
+}
+
+// Importance sampling needs K >= 4 coarse samples: a scene with fine samples and fewer cannot be
+// rendered, so it is refused when read.
+void coarse_samples_for_importance_sampling() {
+  SceneSpec spec = valid_spec(false);
+  spec.set_metadata("coarse_samples", "3");
+  expect_refused(spec, "coarse_samples must be >= 4 when fine_samples > 0, got 3", "K = 3, N = 12");
+  spec.set_metadata("fine_samples", "0");
+  innout::Scene scene;
+  const innout::Status status = parse(write_scene(spec), &scene);
+  check(status.ok(), "K = 3 without fine samples is accepted: " + status.message);
+}
+
+// A camera that renders NaN (or a sheared image) without another error is refused.
+void degenerate_cameras() {
+  const auto with_camera = [](std::vector<float> camera) {
+    SceneSpec spec = valid_spec(true);
+    spec.tensor("camera")->values = std::move(camera);
+    return spec;
+  };
+  expect_refused(with_camera(std::vector<float>(25, 0.0f)),
+                 "camera is degenerate: expected a cam2world whose rotation (top-left 3x3) is "
+                 "orthonormal to within 0.001, got |R R^T - I| = 1",
+                 "all-zero camera");
+  std::vector<float> camera = frontal_camera();
+  camera[16] = 0.0f;
+  expect_refused(with_camera(camera), "camera is degenerate: expected normalised focal lengths",
+                 "zero fx");
+  camera = frontal_camera();
+  camera[20] = -4.2647f;
+  expect_refused(with_camera(camera), "focal lengths", "negative fy");
+  camera = frontal_camera();
+  camera[20] = 1e-4f;
+  expect_refused(with_camera(camera), "focal lengths", "fy below the minimum");
+  camera = frontal_camera();
+  camera[5] = -1.01f;  // a rotation row stretched by 1%
+  expect_refused(with_camera(camera), "orthonormal", "stretched rotation");
+  camera = frontal_camera();
+  camera[1] = 0.5f;  // rows no longer orthogonal
+  expect_refused(with_camera(camera), "orthonormal", "sheared rotation");
+  camera = frontal_camera();
+  camera[12] = 0.5f;
+  expect_refused(with_camera(camera), "last row [0, 0, 0, 1]", "projective last row");
+  camera = frontal_camera();
+  camera[24] = 0.0f;
+  expect_refused(with_camera(camera), "intrinsics rows", "intrinsics without the last 1");
+  camera = frontal_camera();
+  camera[3] = std::numeric_limits<float>::infinity();
+  expect_refused(with_camera(camera), "camera contains NaN or infinity (element 3)",
+                 "infinite translation");
+  // Within the tolerance, and mirrored rotations (orthonormal too), are accepted.
+  camera = frontal_camera();
+  camera[5] = -1.0004f;
+  camera[1] = 0.0004f;
+  innout::Scene scene;
+  innout::Status status = parse(write_scene(with_camera(camera)), &scene);
+  check(status.ok(), "a rotation orthonormal to 1e-3 is accepted: " + status.message);
+  camera = frontal_camera();
+  camera[0] = -1.0f;
+  status = parse(write_scene(with_camera(camera)), &scene);
+  check(status.ok(), "a mirrored rotation is accepted: " + status.message);
+  // check_camera on its own.
+  check(innout::check_camera(frontal_camera().data()).ok(), "check_camera of the frontal camera");
+  check(!innout::check_camera(nullptr).ok(), "check_camera of a null pointer");
+  camera = frontal_camera();
+  camera[7] = std::numeric_limits<float>::quiet_NaN();
+  status = innout::check_camera(camera.data());
+  check(!status.ok() && contains(status.message, "element 7"),
+        "check_camera names a NaN: " + status.message);
+}
+
+// The renderer's own checks of hand-built scenes: sizes whose products overflow int64 are refused
+// instead of wrapping around (UBSan aborts on the overflow itself).
+void renderer_bounds() {
+  innout::Scene scene;
+  check(parse(write_scene(valid_spec(false)), &scene).ok(), "a valid scene for the views");
+  innout::SceneStorage storage;
+  innout::RenderScene view;
+  innout::CameraLabel camera;
+  innout::Scene huge = scene;
+  const int64_t big = int64_t(1) << 40;
+  huge.tensors["face.planes"].shape = {3, big, big, big};
+  innout::Status status = innout::view_scene(huge, &storage, &view, &camera);
+  check(!status.ok() && contains(status.message, "face.planes"),
+        "view_scene refuses a shape whose product overflows: " + status.message);
+  status = innout::view_scene(scene, &storage, &view, &camera);
+  check(status.ok(), "view_scene of a valid scene: " + status.message);
+  if (!status.ok()) return;
+  std::vector<float> features(static_cast<size_t>(view.feature_channels()) * 4);
+  innout::RenderTarget target;
+  target.resolution = 2;
+  target.features = features.data();
+  float workspace[1] = {0.0f};
+  for (const int64_t samples : {int64_t(1) << 61, innout::kSceneMaxSamples + 1}) {
+    innout::RenderScene bad = view;
+    bad.coarse_samples = samples;
+    status = innout::cpu::render(bad, camera, target, workspace, 1, {});
+    check(!status.ok() && contains(status.message, "coarse_samples and fine_samples <= 1024"),
+          "render refuses " + std::to_string(samples) + " coarse samples: " + status.message);
+  }
+  innout::RenderScene bad = view;
+  bad.face_decoder.hidden = int64_t(1) << 62;
+  status = innout::cpu::render(bad, camera, target, workspace, 1, {});
+  check(!status.ok() && contains(status.message, "decoder widths"),
+        "render refuses a 2^62 wide decoder: " + status.message);
+}
+
 }  // namespace
 
 // `test_scene FILE...`: loads each scene file and prints what it holds (exit 1 if any is
@@ -614,7 +826,7 @@ int main(int argc, char** argv) {
   valid_scene(false);
   valid_scene(true);
   unaligned_buffer();
-  python_number_syntax();
+  json_number_settings();
   json_escapes();
   load_from_file();
   truncated_files();
@@ -631,6 +843,10 @@ int main(int argc, char** argv) {
   wrong_format();
   nesting_depth();
   corrupted_bytes();
+  size_limits();
+  coarse_samples_for_importance_sampling();
+  degenerate_cameras();
+  renderer_bounds();
   std::printf("%s (%d failures)\n", failures == 0 ? "all scene reader tests passed" : "FAILED",
               failures);
   return failures == 0 ? 0 : 1;

@@ -97,6 +97,40 @@ def check_labels(cameras: torch.Tensor) -> torch.Tensor:
     return cameras
 
 
+#: How far a label's rotation may be from orthonormal (|R^T R - I| entries) and its matrices'
+#: fixed rows from [0 0 0 1] / [0 0 1]: labels written with 6 decimals stay far inside it.
+LABEL_TOLERANCE = 1e-2
+
+
+def label_problems(cameras: torch.Tensor) -> list[tuple[int, str]]:
+    """(index, what is wrong) for each [N, 25] camera label that is not a camera: non-finite
+    values, a cam2world whose rotation is not a rotation (all zeros, scaled, mirrored) or whose
+    last row is not [0, 0, 0, 1], or intrinsics without positive focal lengths and a last row
+    [0, 0, 1]. Such labels would render NaN or nothing at all."""
+    cameras = check_labels(cameras).double()
+    problems = []
+    finite = torch.isfinite(cameras).all(dim=1)
+    pose = cameras[:, :16].reshape(-1, 4, 4)
+    rotation = pose[:, :3, :3]
+    gram = rotation.transpose(1, 2) @ rotation - torch.eye(3, dtype=cameras.dtype)
+    orthonormal = gram.abs().amax(dim=(1, 2)) <= LABEL_TOLERANCE
+    proper = torch.linalg.det(rotation) > 0
+    bottom = (pose[:, 3] - torch.tensor([0.0, 0, 0, 1], dtype=cameras.dtype)).abs().amax(dim=1)
+    intrinsic = cameras[:, 16:].reshape(-1, 3, 3)
+    focal = (intrinsic[:, 0, 0] > 0) & (intrinsic[:, 1, 1] > 0)
+    last = (intrinsic[:, 2] - torch.tensor([0.0, 0, 1], dtype=cameras.dtype)).abs().amax(dim=1)
+    for i in range(cameras.shape[0]):
+        if not finite[i]:
+            problems.append((i, "has NaN or infinite values"))
+        elif not (orthonormal[i] and proper[i]):
+            problems.append((i, "cam2world's 3x3 block is not a rotation (orthonormal, det +1)"))
+        elif bottom[i] > LABEL_TOLERANCE:
+            problems.append((i, "cam2world's last row is not [0, 0, 0, 1]"))
+        elif not focal[i] or last[i] > LABEL_TOLERANCE:
+            problems.append((i, "intrinsics need focal lengths > 0 and a last row [0, 0, 1]"))
+    return problems
+
+
 def pixel_rays(cameras: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One ray per pixel centre of a resolution x resolution image (EG3D's ray sampler).
 

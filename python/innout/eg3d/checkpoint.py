@@ -438,6 +438,74 @@ def _check_superresolution(config: Mapping[str, Any]) -> None:
             )
 
 
+#: Bounds on the sizes a checkpoint's config may ask for, checked before anything is built: a
+#: hostile or damaged file must not make innout allocate (or render at) absurd sizes. The
+#: official models stay well inside (512^2 images, 128^2 neural renders, 256^2 planes, 48+48
+#: samples, 512 channels); at these bounds a generator has at most a few hundred M weights.
+INT_LIMITS: dict[tuple[str, ...], tuple[int, int]] = {
+    ("neural_rendering_resolution",): (4, 1024),
+    ("init_kwargs", "z_dim"): (1, 1024),
+    ("init_kwargs", "w_dim"): (1, 1024),
+    ("init_kwargs", "c_dim"): (0, 1024),
+    ("init_kwargs", "img_resolution"): (4, 2048),
+    ("init_kwargs", "img_channels"): (1, 4),
+    ("init_kwargs", "plane_resolution"): (4, 1024),
+    ("init_kwargs", "channel_base"): (1, 1 << 16),
+    ("init_kwargs", "channel_max"): (1, 1024),
+    ("init_kwargs", "mapping_kwargs", "num_layers"): (1, 16),
+    ("init_kwargs", "sr_kwargs", "channel_base"): (1, 1 << 16),
+    ("init_kwargs", "sr_kwargs", "channel_max"): (1, 1024),
+    ("rendering_kwargs", "image_resolution"): (4, 2048),
+    ("rendering_kwargs", "depth_resolution"): (1, 1024),
+    ("rendering_kwargs", "depth_resolution_importance"): (0, 1024),
+}
+
+
+def _config_value(config: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    value: Any = config
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def check_config_sizes(config: Mapping[str, Any]) -> None:
+    """CheckpointError naming the entry when a size in the config is not an integer within
+    INT_LIMITS, or the ray's depth range or box_warp is not finite and positive."""
+    for rendering_keys in (("rendering_kwargs",), ("init_kwargs", "rendering_kwargs")):
+        for keys, bounds in INT_LIMITS.items():
+            if keys[0] == "rendering_kwargs":
+                keys = (*rendering_keys, *keys[1:])
+            elif rendering_keys != ("rendering_kwargs",):
+                continue  # checked in the first pass
+            value = _config_value(config, keys)
+            if value is None:
+                continue
+            name = ".".join(keys)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise CheckpointError(f"config {name} is {value!r}, expected an integer")
+            if not bounds[0] <= value <= bounds[1]:
+                raise CheckpointError(f"config {name} is {value}, expected {bounds[0]} to "
+                                      f"{bounds[1]}")  # fmt: skip
+        rendering = _config_value(config, rendering_keys)
+        if not isinstance(rendering, Mapping):
+            continue
+        numbers = {k: rendering.get(k) for k in ("ray_start", "ray_end", "box_warp")}
+        for key, value in numbers.items():
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if value is not None and not (ok and math.isfinite(value) and value >= 0):
+                raise CheckpointError(f"config {'.'.join(rendering_keys)}.{key} is {value!r}, "
+                                      "expected a finite number >= 0")  # fmt: skip
+        start, end, warp = numbers["ray_start"], numbers["ray_end"], numbers["box_warp"]
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)) and start >= end:
+            raise CheckpointError(f"config {'.'.join(rendering_keys)}: ray_start {start} must be "
+                                  f"below ray_end {end}")  # fmt: skip
+        if warp is not None and warp <= 0:
+            raise CheckpointError(f"config {'.'.join(rendering_keys)}.box_warp is {warp}, "
+                                  "expected > 0")  # fmt: skip
+
+
 def _state_problems(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> list[str]:
     """Human-readable differences between ``model.state_dict()`` and ``tensors``."""
     expected = model.state_dict()
@@ -475,6 +543,7 @@ def build_generator(
         known = ", ".join(sorted(repr(k) for k in registry)) or "none"
         raise CheckpointError(f"no implementation for class {class_name!r} (registered: {known})")
     _check_superresolution(config)
+    check_config_sizes(config)
 
     init_args = list(config.get("init_args") or [])
     init_kwargs = copy.deepcopy(dict(config.get("init_kwargs") or {}))

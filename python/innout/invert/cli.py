@@ -6,20 +6,44 @@ import argparse
 import dataclasses
 import functools
 import json
+import sys
+from pathlib import Path
 
 from innout.invert.settings import METHODS, PRESETS, InversionSettings, parse_setting
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
-
-    from innout.invert.run import invert
-
     overrides = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(InversionSettings)
         if getattr(args, field.name) is not None
     }
-    result = invert(
+    try:
+        result = _run_invert(args, overrides)
+    except KeyboardInterrupt:
+        from innout.invert import run_folder
+
+        out = Path(args.out)
+        if any((f / run_folder.MANIFEST).is_file() for f in (out, run_folder.staging_folder(out))):
+            print(f"innout: interrupted, resume with --resume (innout invert {args.input} --out "
+                  f"{args.out} --resume)", file=sys.stderr)  # fmt: skip
+        else:
+            print("innout: interrupted before the run folder was written", file=sys.stderr)
+        return 130
+    manifest = json.loads((result.folder / "run.json").read_text())
+    seconds = sum(manifest["seconds"].values())
+    print(
+        f"inverted {result.frames} frames with {result.method} in {seconds:.0f} s: "
+        f"PSNR {manifest['metrics']['psnr']:.2f} dB, SSIM {manifest['metrics']['ssim']:.3f} "
+        f"-> {result.folder}"
+    )
+    return 0
+
+
+def _run_invert(args: argparse.Namespace, overrides: dict):
+    from innout.invert.run import invert
+
+    return invert(
         args.input,
         network=args.network,
         cameras=args.cameras,
@@ -35,14 +59,6 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         lpips_lin=args.lpips_lin,
         **overrides,
     )
-    manifest = json.loads((result.folder / "run.json").read_text())
-    seconds = sum(manifest["seconds"].values())
-    print(
-        f"inverted {result.frames} frames with {result.method} in {seconds:.0f} s: "
-        f"PSNR {manifest['metrics']['psnr']:.2f} dB, SSIM {manifest['metrics']['ssim']:.3f} "
-        f"-> {result.folder}"
-    )
-    return 0
 
 
 def _setting_value(name: str, text: str):

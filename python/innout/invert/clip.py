@@ -52,14 +52,18 @@ class Clip:
         if self.cameras.shape != (count, 25):
             raise InputError(f"expected {count} cameras of 25 floats ([{count}, 25]) for {count} "
                              f"frames, got {tuple(self.cameras.shape)}")  # fmt: skip
-        if not torch.isfinite(self.cameras).all():
-            raise InputError("camera labels contain NaN or infinity")
         if self.masks is not None and self.masks.shape != (count, 1, *self.frames.shape[2:]):
             raise InputError(f"masks must be [T, 1, H, W] = [{count}, 1, "
                              f"{self.frames.shape[2]}, {self.frames.shape[3]}], got "
                              f"{tuple(self.masks.shape)}")  # fmt: skip
         if len(self.names) != count:
             raise InputError(f"{len(self.names)} names for {count} frames")
+        problems = camera.label_problems(self.cameras)
+        if problems:
+            index, problem = problems[0]
+            raise InputError(f"camera label {index} ({self.names[index]}, from "
+                             f"{self.cameras_from}) {problem}: expected an EG3D camera, a 4x4 "
+                             "cam2world and normalised 3x3 intrinsics")  # fmt: skip
 
     def __len__(self) -> int:
         return self.frames.shape[0]
@@ -69,7 +73,7 @@ def read_cameras(path: Path) -> list[tuple[str, list[float]]]:
     """The (name, label) pairs of an EG3D dataset.json, validated."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not a readable dataset.json ({error})") from error
     labels = data.get("labels") if isinstance(data, dict) else None
     if not isinstance(labels, list) or not labels:
@@ -81,18 +85,38 @@ def read_cameras(path: Path) -> list[tuple[str, list[float]]]:
         if not ok or not isinstance(values, list) or len(values) != 25:
             raise InputError(f"{path}: label {i} must be [file name, [25 floats]] (a 4x4 "
                              f"cam2world and 3x3 intrinsics), got {str(entry)[:80]}")  # fmt: skip
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise InputError(f"{path}: label {i} ({entry[0]}) has non-numeric or non-finite values")
+        if not all(_is_number(v) and math.isfinite(v) for v in values):
+            raise InputError(f"{path}: label {i} ({entry[0]}) has non-numeric or non-finite "
+                             "values (expected 25 numbers)")  # fmt: skip
         pairs.append((entry[0], [float(v) for v in values]))
+    problems = camera.label_problems(torch.tensor([values for _, values in pairs]))
+    if problems:
+        index, problem = problems[0]
+        raise InputError(f"{path}: label {index} ({pairs[index][0]}) {problem}: expected an EG3D "
+                         "camera, a 4x4 cam2world and normalised 3x3 intrinsics")  # fmt: skip
     return pairs
 
 
+def _is_number(value: object) -> bool:
+    # JSON's true/false arrive as Python bools, which are ints: not a camera value.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Masks are binary: 0 (object) and 255 (face). Anti-aliased or compressed masks have grey
+#: pixels along edges; a mask with more grey than this share was not meant as a mask (a photo, an
+#: all-127 image) and is refused rather than thresholded into a silent guess.
+MAX_GREY_SHARE = 0.10
+GREY_LEVELS = (32, 223)
+
+
 def read_masks(folder: Path, names: list[str], size: tuple[int, int]) -> torch.Tensor:
-    """Masks [T, 1, H, W] in {0, 1} (1 = face) from images named like the frames."""
+    """Masks [T, 1, H, W] in {0, 1} (1 = face) from images named like the frames, each inside
+    `folder` (a symbolic link pointing out of it is refused) and binary (see MAX_GREY_SHARE)."""
     from PIL import Image
 
     if not folder.is_dir():
         raise InputError(f"{folder}: masks folder not found")
+    root = folder.resolve()
     masks = []
     for name in names:
         stem = Path(name).stem
@@ -100,11 +124,21 @@ def read_masks(folder: Path, names: list[str], size: tuple[int, int]) -> torch.T
         path = next((p for p in found if p.is_file()), None)
         if path is None:
             raise InputError(f"{folder}: no mask for frame {name} (expected {stem}.png)")
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("L"))
-        if pixels.shape != size:
-            raise InputError(f"{path}: mask is {pixels.shape[1]}x{pixels.shape[0]}, its frame "
-                             f"{size[1]}x{size[0]}")  # fmt: skip
+        if root not in path.resolve().parents:
+            raise InputError(f"{path}: the mask points outside its folder {folder} (a symbolic "
+                             "link to another place is not read)")  # fmt: skip
+        try:
+            with Image.open(path) as image:
+                if image.size != (size[1], size[0]):
+                    raise InputError(f"{path}: mask is {image.size[0]}x{image.size[1]}, its "
+                                     f"frame {size[1]}x{size[0]}")  # fmt: skip
+                pixels = np.asarray(image.convert("L"))
+        except (OSError, Image.DecompressionBombError) as error:
+            raise InputError(f"{path}: not a readable mask image ({error})") from error
+        grey = float(((pixels >= GREY_LEVELS[0]) & (pixels <= GREY_LEVELS[1])).mean())
+        if grey > MAX_GREY_SHARE:
+            raise InputError(f"{path}: {grey:.0%} of the mask's pixels are grey; expected a "
+                             "binary mask, 255 (white) = face and 0 (black) = object")  # fmt: skip
         masks.append(torch.from_numpy(pixels >= 128).float()[None])
     return torch.stack(masks)
 
@@ -130,7 +164,7 @@ def _folder_fps(folder: Path) -> float:
     if record.is_file():
         try:
             fps = json.loads(record.read_text()).get("fps")
-        except (OSError, json.JSONDecodeError, AttributeError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as error:
             raise InputError(f"{record}: not a readable preprocessing record ({error})") from error
         if fps is not None:
             if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps < 1000:

@@ -11,12 +11,21 @@ back with ``weights_only=True``) and kept in memory as the last good state. A st
 gradients or updated parameters are not finite is undone: the last good state is restored, the
 learning rate halved, and the stage goes on from there; after `max_retries` such failures the run
 stops with `DivergedError` and writes no result.
+
+Ctrl-C (SIGINT) while a stage runs under `stop_on_interrupt` finishes the current step, writes a
+checkpoint and raises `Interrupted`, so that `--resume` continues exactly there; a second Ctrl-C
+stops at once (the last periodic checkpoint is then the resume point).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +37,37 @@ from innout.invert.run_folder import save_checkpoint
 
 class DivergedError(RuntimeError):
     """The optimisation kept producing non-finite values."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run after a step; a checkpoint of that step was written."""
+
+
+_interrupt_requested = threading.Event()
+
+
+@contextlib.contextmanager
+def stop_on_interrupt() -> Iterator[None]:
+    """Within: the first SIGINT asks running stages to stop after their current step (see the
+    module docstring), a second raises KeyboardInterrupt at once. Does nothing outside the main
+    thread (signal handlers can only be installed there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame) -> None:
+        if _interrupt_requested.is_set():
+            raise KeyboardInterrupt
+        _interrupt_requested.set()
+        print("\ninnout: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    _interrupt_requested.clear()
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _interrupt_requested.clear()
 
 
 @dataclass
@@ -103,6 +143,13 @@ class Engine:
         self.history: dict[str, list[dict[str, float]]] = {}
         self.recoveries: list[dict] = []
         self.metadata: dict = {}
+        #: time.time() at which the running stage started, its earlier runs' time included (a
+        #: resumed stage's clock starts in the past); None between stages.
+        self.stage_clock: float | None = None
+
+    def stage_seconds(self) -> float:
+        """Seconds the running stage has taken so far, over all its runs."""
+        return time.time() - self.stage_clock if self.stage_clock is not None else 0.0
 
     def _payload(self, stage_index, step, optimizer, lr_scale, retries) -> dict:
         return {
@@ -114,7 +161,7 @@ class Engine:
             "retries": retries,
             "history": self.history,
             "recoveries": self.recoveries,
-            "metadata": self.metadata,
+            "metadata": {**self.metadata, "stage_seconds": self.stage_seconds()},
         }
 
     def checkpoint(self, stage_index, step, optimizer=None, lr_scale=1.0, retries=0) -> None:
@@ -175,6 +222,11 @@ class Engine:
             if step % self.checkpoint_every == 0 or step == stage.steps:
                 good = self._snapshot(step, optimizer)
                 self.checkpoint(stage_index, step, optimizer, lr_scale, retries)
+            elif _interrupt_requested.is_set():
+                self.checkpoint(stage_index, step, optimizer, lr_scale, retries)
+            if _interrupt_requested.is_set():
+                bar.close()
+                raise Interrupted(f"stage {stage.name!r} stopped after step {step}")
         bar.close()
 
     def _snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> tuple:

@@ -12,6 +12,7 @@ import torch
 from innout import atomic
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.invert import run_folder
+from innout.invert.clip import InputError
 from innout.invert.settings import InversionSettings
 from innout.invert.state import FrameRender, InversionState, render_frames
 
@@ -123,7 +124,6 @@ class InversionResult:
 
         from innout.eg3d.loading import load_generator
         from innout.eg3d.networks import named_networks
-        from innout.invert.clip import InputError
 
         folder = Path(folder)
         manifest = run_folder.read_manifest(folder, complete=True)
@@ -142,9 +142,8 @@ class InversionResult:
         folder: str | Path,
         device: str | torch.device | None = None,
     ) -> InversionResult:
-        """Loads a run folder's tensors for `generator`."""
-        from safetensors.torch import load_file
-
+        """Loads a run folder's tensors for `generator` (each file checked against run.json's
+        sha256, its tensors finite and of the shapes this generator and method give)."""
         folder = Path(folder)
         manifest = run_folder.read_manifest(folder)
         run_folder.verify_files(folder, manifest)
@@ -152,18 +151,28 @@ class InversionResult:
         method = manifest["method"]
         device = torch.device(device or "cpu")
         generator = generator.to(device).eval().requires_grad_(False)
-        latents = load_file(str(folder / run_folder.LATENTS))
-        frames = latents["ws"].shape[0]
+        frames = manifest["input"].get("frames")
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise InputError(f"{folder / run_folder.MANIFEST}: input.frames is {frames!r}, "
+                             "expected a frame count")  # fmt: skip
         state = InversionState(generator, method, frames, settings.object_plane_resolution,
                                settings.seed, settings.object_residual_resolution)  # fmt: skip
+
+        def read(name: str, module: torch.nn.Module | None = None, expected=None):
+            if module is not None:
+                expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+            return run_folder.read_tensors(folder, name, expected)
+
+        latents = read(run_folder.LATENTS, expected={"ws": tuple(state.ws.shape),
+                                                    "cameras": (frames, 25)})  # fmt: skip
         state.ws.data.copy_(latents["ws"])
         if state.object is not None:
-            state.object.load_state_dict(load_file(str(folder / run_folder.OBJECT)))
+            state.object.load_state_dict(read(run_folder.OBJECT, state.object))
             state.superresolution.load_state_dict(
-                load_file(str(folder / run_folder.SUPERRESOLUTION))
+                read(run_folder.SUPERRESOLUTION, state.superresolution)
             )
         if state.generator is not None:
-            state.generator.load_state_dict(load_file(str(folder / run_folder.GENERATOR)))
+            state.generator.load_state_dict(read(run_folder.GENERATOR, state.generator))
         state = state.to(device).requires_grad_(False)
         result = cls(generator, state, latents["cameras"].to(device), method, settings)
         result.folder = folder

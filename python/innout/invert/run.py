@@ -15,7 +15,7 @@ from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.networks import network_file
 from innout.invert import object_init, run_folder, stages
 from innout.invert.clip import Clip, InputError, load_clip
-from innout.invert.engine import Engine
+from innout.invert.engine import Engine, Interrupted, stop_on_interrupt
 from innout.invert.losses import resize
 from innout.invert.settings import METHODS, InversionSettings, preset
 from innout.invert.state import COMPOSITE_METHODS, InversionState
@@ -116,6 +116,7 @@ def invert(
         settings = dataclasses.replace(settings, **overrides)
     if resume:
         manifest = run_folder.read_manifest(out_path)
+        run_folder.remove_stale_temporaries(out_path)
         recorded = InversionSettings(**manifest["settings"])
         method = method or manifest["method"]
         if manifest["method"] != method or recorded != settings:
@@ -185,10 +186,9 @@ def invert(
     )
     seconds: dict[str, float] = dict(manifest["seconds"]) if manifest else {}
     first_stage, checkpoint = 0, None
-    if resume:
-        checkpoint_file = out_path / run_folder.CHECKPOINT
-        if not checkpoint_file.is_file():
-            raise InputError(f"{out_path}: no {run_folder.CHECKPOINT} to resume from")
+    checkpoint_file = out_path / run_folder.CHECKPOINT if out_path is not None else None
+    # A run stopped before its first checkpoint starts again from the beginning.
+    if resume and checkpoint_file.is_file():
         checkpoint = run_folder.load_checkpoint(checkpoint_file)
         state.load_state_dict(checkpoint["state"])
         engine.history = checkpoint["history"]
@@ -199,19 +199,27 @@ def invert(
             checkpoint = None
 
     names = stage_names(method)
-    for index in range(first_stage, len(names)):
-        name = names[index]
-        started = time.time()
-        resume_from = checkpoint if checkpoint is not None and index == first_stage else None
-        stage = _build_stage(name, generator, state, targets, settings, perceptual, method,
-                             resume_from is None, engine.history)  # fmt: skip
-        engine.metadata = {"seconds": seconds}
-        engine.run(index, stage, resume_from)
-        _finish_stage(name, state, settings)
-        seconds[name] = seconds.get(name, 0.0) + time.time() - started
-        engine.metadata = {"seconds": seconds}
-        engine.checkpoint(index + 1, 0)
-        state.requires_grad_(False)
+    try:
+        with stop_on_interrupt():
+            for index in range(first_stage, len(names)):
+                name = names[index]
+                resume_from = checkpoint if index == first_stage else None
+                earlier = resume_from["metadata"].get("stage_seconds", 0.0) if resume_from else 0
+                engine.stage_clock = time.time() - earlier
+                engine.metadata = {"seconds": seconds}
+                stage = _build_stage(name, generator, state, targets, settings, perceptual,
+                                     method, resume_from is None, engine.history)  # fmt: skip
+                engine.run(index, stage, resume_from)
+                _finish_stage(name, state, settings)
+                seconds[name] = seconds.get(name, 0.0) + engine.stage_seconds()
+                engine.stage_clock = None
+                engine.metadata = {"seconds": seconds}
+                engine.checkpoint(index + 1, 0)
+                state.requires_grad_(False)
+    except BaseException as error:
+        if manifest is not None:
+            _record_failure(out_path, manifest, error)
+        raise
 
     result = InversionResult(generator, state, clip.cameras.to(device), method, settings)
     result.history = engine.history
@@ -220,12 +228,27 @@ def invert(
     if out_path is not None:
         manifest["seconds"] = seconds
         manifest["recoveries"] = engine.recoveries
-        write_outputs(result, clip, targets, out_path, manifest, progress)
+        try:
+            write_outputs(result, clip, targets, out_path, manifest, progress)
+        except BaseException as error:
+            _record_failure(out_path, manifest, error)
+            raise
         (out_path / run_folder.CHECKPOINT).unlink(missing_ok=True)
         if out_path != final_out:
             run_folder.promote(out_path, final_out)
         result.folder = final_out
     return result
+
+
+def _record_failure(folder: Path, manifest: dict, error: BaseException) -> None:
+    """Makes run.json say why the run stopped ("interrupted" or "failed: ..."), keeping it
+    resumable; a failure to write that (a full disk) must not hide the original error."""
+    interrupted = isinstance(error, (Interrupted, KeyboardInterrupt))
+    manifest["status"] = "interrupted" if interrupted else f"failed: {error}".splitlines()[0]
+    try:
+        run_folder.write_manifest(folder, manifest)
+    except OSError:
+        pass
 
 
 def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh, history):

@@ -19,6 +19,7 @@ last file is in place, then "complete".
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -125,6 +126,28 @@ def promote(staging: Path, out: Path) -> None:
     shutil.rmtree(replaced)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Removes the temporaries of atomic writes that a killed run left in its run folder (files
+    named as innout.atomic names them, whose process is gone); returns them."""
+    removed = []
+    for path in folder.glob(".*.tmp*"):
+        owner = atomic.temporary_owner(path)
+        if owner is not None and owner != os.getpid() and not _process_alive(owner):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
 def write_manifest(folder: Path, manifest: dict) -> None:
     """Writes run.json atomically."""
     atomic.write_json(folder / MANIFEST, manifest)
@@ -175,6 +198,28 @@ def verify_files(folder: Path, manifest: dict) -> None:
                              "file was changed or damaged")  # fmt: skip
 
 
+def read_tensors(folder: Path, name: str, expected: dict[str, tuple[int, ...]] | None = None):
+    """One of the run's tensor files as {name: tensor}, checked: a readable safetensors file,
+    every tensor finite and, where `expected` gives shapes, exactly those tensors and shapes
+    (InputError naming the file and what was expected otherwise)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = folder / name
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable safetensors file ({error})") from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(f"{path}: tensor {key!r} has NaN or infinite values")
+    if expected is not None:
+        shapes = {key: tuple(tensor.shape) for key, tensor in tensors.items()}
+        if shapes != expected:
+            raise InputError(f"{path}: expected tensors {expected}, found {shapes}")
+    return tensors
+
+
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Writes an inversion checkpoint atomically (tensors and plain values only)."""
     atomic.torch_save(path, {**payload, "format": CHECKPOINT_FORMAT})
@@ -182,8 +227,17 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     """Reads a checkpoint written by save_checkpoint (never executes code: weights_only)."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    import pickle
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as error:
+        # weights_only refuses anything but tensors and plain containers: a pickle of other
+        # objects, or a damaged file, is reported, never executed.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise InputError(f"{path}: not an innout inversion checkpoint (format "
+                         f"{CHECKPOINT_FORMAT}) or damaged: {first_line}") from None  # fmt: skip
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an innout inversion checkpoint (format "
+        raise InputError(f"{path}: not an innout inversion checkpoint (format "
                          f"{CHECKPOINT_FORMAT})")  # fmt: skip
     return data

@@ -12,6 +12,22 @@ class InputError(ValueError):
     """An input (image, video, ...) is unusable; the message says what was expected."""
 
 
+#: The largest image or video frame innout decodes (8K UHD is 33 M pixels): sizes come from the
+#: file's header and are checked before any pixel is decoded, so a hostile header cannot make
+#: innout allocate gigabytes.
+MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_IMAGE_SIDE = 16384
+
+
+def check_image_size(path: Path, width: int, height: int) -> None:
+    """InputError unless a `width` x `height` image is within innout's decoding limits."""
+    if width < 1 or height < 1:
+        raise InputError(f"{path}: the image is {width}x{height} pixels")
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+        raise InputError(f"{path}: the image is {width}x{height} pixels; innout decodes at most "
+                         f"{MAX_IMAGE_PIXELS} pixels, {MAX_IMAGE_SIDE} a side")  # fmt: skip
+
+
 def upright(pixels: np.ndarray, rotation: float) -> np.ndarray:
     """A decoded frame [H, W, C] turned as players show it. `rotation` is the display matrix's
     angle as PyAV reports it (degrees counter-clockwise; phones' portrait videos say -90)."""
@@ -32,8 +48,9 @@ def read_image(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
+            check_image_size(path, *image.size)
             return np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as error:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise InputError(f"{path}: not a readable image ({error})") from error
 
 
@@ -50,10 +67,14 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float]:
         if not container.streams.video:
             raise InputError(f"{path}: has no video stream")
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width and height:  # 0 when the container leaves it to the decoder
+            check_image_size(path, width, height)
         fps = float(stream.average_rate) if stream.average_rate else 30.0
         decoded = []
         try:
             for frame in container.decode(stream):
+                check_image_size(path, frame.width, frame.height)
                 decoded.append((frame.pts if frame.pts is not None else len(decoded), frame))
         except av.error.FFmpegError as error:
             raise InputError(f"{path}: decoding failed ({error})") from error

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from innout.atomic import temporary_path
+from innout.atomic import raise_if_full, temporary_path, write_atomically
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -48,10 +48,7 @@ def write_png(path: str | Path, pixels: np.ndarray) -> None:
     """Writes an [H, W] or [H, W, 3] uint8 array as PNG, atomically (temp file + rename)."""
     from PIL import Image
 
-    target = Path(path)
-    temporary = _atomic_target(target)
-    Image.fromarray(pixels).save(temporary, format="PNG")
-    temporary.replace(target)
+    write_atomically(path, lambda file: Image.fromarray(pixels).save(file, format="PNG"))
 
 
 def frame_rate(fps: float) -> Fraction:
@@ -154,6 +151,9 @@ def write_video(
             for packet in stream.encode():
                 container.mux(packet)
         temporary.replace(target)
+    except OSError as error:  # PyAV's errors are OSErrors carrying the errno
+        raise_if_full(error, target)
+        raise
     finally:
         temporary.unlink(missing_ok=True)
     return written
