@@ -13,6 +13,7 @@ from innout.ops import _native
 
 F64 = torch.float64
 CPU = torch.device("cpu")
+INF, NAN = float("inf"), float("nan")
 RAYS, SAMPLES, CHANNELS = 3, 6, 4
 
 
@@ -238,3 +239,21 @@ def test_an_empty_tensor_is_an_absent_buffer():
 def test_an_absent_required_buffer_is_refused_by_the_core():
     message = refusal("stratified_sample", {**stratified_fields(), "near": None}, ValueError)
     assert "near, far and depths pointers" in message
+
+
+BAD_BOX_WARPS = [
+    *[(dtype, value) for dtype in (torch.float32, F64) for value in (0.0, -1.0, INF, NAN)],
+    (torch.float32, 1e300),  # a finite double, but inf in the float32 params
+]
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize(("dtype", "box_warp"), BAD_BOX_WARPS)
+def test_the_core_refuses_a_box_warp_that_is_not_finite_and_positive(direction, dtype, box_warp):
+    # The C++ API validates its scalar parameter itself, for callers that embed it without the
+    # Python ops.
+    fields = {**triplane_fields(direction), "box_warp": box_warp}
+    fields = {k: v.to(dtype) if isinstance(v, torch.Tensor) else v for k, v in fields.items()}
+    with pytest.raises(ValueError) as info:
+        _native.call(f"triplane_sample_{direction}", CPU, dtype, fields)
+    assert str(info.value).startswith("triplane_sample: expected a finite box_warp > 0, got ")

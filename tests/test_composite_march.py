@@ -222,6 +222,51 @@ def test_nan_density_propagates_to_its_ray_only():
     )
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ood", [True, False])
+def test_unsorted_and_non_finite_depths_match_reference(device, ood):
+    # Depths are not checked (a renderer sorts them): whatever they are, the outputs are the
+    # reference's. Infinite intervals give infinite weights, whose composite depends on the order
+    # of the sum (the reference's: interval by interval); a first depth above the last clamps the
+    # depth to the last one, as torch.clamp does; a NaN bound makes it NaN.
+    inf, nan = float("inf"), float("nan")
+    rows = [
+        [0.0, inf, 0.0, 1.0, 2.0],  # +inf and -inf intervals
+        [3.0, 2.0, 1.0, 0.5, 0.0],  # reversed: the depth clamps to t_last < t_0
+        [2.0, 2.5, 1.0, 0.2, 1.0],  # t_0 > t_last, weighted mean below both
+        [0.5, 1.0, 1.5, 2.0, nan],  # NaN bound
+        [-inf, 0.0, 0.0, 0.0, inf],  # -inf and +inf midpoints: NaN mean
+        [0.5, 1.0, 1.5, 2.0, 2.5],  # ordinary
+    ]
+    depths = torch.tensor([rows], dtype=torch.float64, device=device)
+    inputs = make_inputs(1, len(rows), 5, 3, torch.float64, device, seed=4, ood=ood)
+    inputs = [t.detach() if t is not None else None for t in inputs]
+    inputs[0] = depths
+    inputs[1] = torch.full_like(depths, 12.0)  # dense: alpha near 1 where deltas are positive
+    out = ops.composite_march(*inputs)
+    expected = reference.composite_march(*inputs)
+    for label, a, b in zip(["composite", "depth", "weights"], out, expected):
+        assert_close(a, b, label)
+    assert torch.isnan(out[1][0, 3])
+    assert out[1][0, 2] == 1.0  # clamp(mean, 2.0, 1.0) = 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("ood", [True, False])
+def test_infinite_weights_sum_in_the_formulas_order(device, ood):
+    # Weights 1 and -inf (an infinite then a negative interval): the reference sums
+    # 1 * (0 + 0) / 2 + (-inf) * (0 + 1) / 2 = -inf; summing per sample instead would give
+    # (1 - inf) / 2 * 0 = NaN for the middle colour.
+    depths = torch.tensor([[[0.0, float("inf"), 0.0]]], device=device)
+    density = torch.zeros(1, 1, 3, device=device)
+    colours = torch.tensor([0.0, 0.0, 1.0], device=device).reshape(1, 1, 3, 1)
+    ood_field = (density, colours, torch.full_like(density, 0.5)) if ood else ()
+    composite, _, weights = ops.composite_march(depths, density, colours, *ood_field)
+    expected = reference.composite_march(depths, density, colours, *ood_field)
+    assert torch.isneginf(weights[0, 0, 1]) and torch.isneginf(expected[0]).all()
+    assert torch.equal(composite, expected[0])
+
+
 def test_meta_tensors_infer_shapes():
     depths = torch.empty(2, 100, 96, device="meta")
     features = torch.empty(2, 100, 96, 32, device="meta")

@@ -94,6 +94,68 @@ def test_stratified_sample_matches_reference(device, dtype):
     assert (torch.diff(out, dim=-1) >= 0).all()
 
 
+@pytest.mark.parametrize("backend", ops.BACKENDS)
+def test_stratified_sample_ranges(backend):
+    # An empty range (near == far) is a valid ray: every depth is near. near > far, a non-finite
+    # bound or a range that overflows is refused, naming the argument.
+    kernels = ops.backend(backend)
+    near = torch.tensor([[2.0, 1e30, -5.0]])
+    out = kernels.stratified_sample(near, near.clone(), 6, deterministic=True)
+    assert torch.equal(out, near.unsqueeze(-1).expand(1, 3, 6))
+    bad = [
+        (torch.tensor([[2.0, 3.0]]), torch.tensor([[2.5, 2.9]]), "near must be <= far"),
+        (torch.tensor([[2.0, float("nan")]]), torch.full((1, 2), 3.0), "near must be finite"),
+        (torch.full((1, 2), 2.0), torch.tensor([[3.0, float("inf")]]), "far must be finite"),
+        (torch.full((1, 2), -3e38), torch.full((1, 2), 3e38), "must be finite in"),
+        (torch.full((1, 2), -3e38), torch.zeros(1, 2), "must be finite in"),
+    ]
+    for near, far, message in bad:
+        with pytest.raises(ValueError, match=message):
+            kernels.stratified_sample(near, far, 6, deterministic=True)
+
+
+@pytest.mark.parametrize("backend", ops.BACKENDS)
+@pytest.mark.parametrize("op", ["stratified_sample", "importance_sample"])
+def test_given_uniforms_must_lie_in_the_unit_interval(backend, op):
+    kernels = ops.backend(backend)
+    depths, weights = coarse_pass(1, 3, 8, torch.float32, "cpu")
+    near, far = depths[..., 0], depths[..., -1]
+
+    def call(uniforms):
+        if op == "stratified_sample":
+            return kernels.stratified_sample(near, far, 4, uniforms=uniforms)
+        return kernels.importance_sample(depths, weights, 4, uniforms=uniforms)
+
+    assert call(torch.tensor([0.0, 0.3, 0.999, 1.0]).expand(1, 3, 4)).shape == (1, 3, 4)
+    for value in (-1e-6, 1.5, float("nan"), float("inf")):
+        uniforms = torch.full((1, 3, 4), 0.5)
+        uniforms[0, 1, 2] = value
+        with pytest.raises(ValueError, match=r"uniforms must lie in \[0, 1\]"):
+            call(uniforms)
+
+
+@pytest.mark.parametrize("backend", ops.BACKENDS)
+def test_importance_sample_weights_must_be_a_pdf(backend):
+    kernels = ops.backend(backend)
+    depths, weights = coarse_pass(1, 4, 8, torch.float32, "cpu")
+    zero = kernels.importance_sample(depths, torch.zeros_like(weights), 5, deterministic=True)
+    assert torch.isfinite(zero).all()  # no weight at all: EG3D's bias gives a uniform pdf
+    for value in (-1e-3, -float("inf"), float("inf"), float("nan")):
+        bad = weights.clone()
+        bad[0, 2, 3] = value
+        with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+            kernels.importance_sample(depths, bad, 5, deterministic=True)
+
+
+def test_importance_sample_without_rays_or_samples():
+    depths, weights = coarse_pass(2, 3, 8, torch.float64, "cpu")
+    for kernels in (ops, reference):
+        generator = torch.Generator().manual_seed(0)
+        out = kernels.importance_sample(depths[:, :0], weights[:, :0], 4, generator=generator)
+        assert out.shape == (2, 0, 4)
+        assert kernels.importance_sample(depths, weights, 0, deterministic=True).shape == (2, 3, 0)
+
+
 def test_stratified_sample_is_seeded_by_its_generator():
     near, far = torch.full((1, 30), 2.25), torch.full((1, 30), 3.3)
     a = ops.stratified_sample(near, far, 48, generator=torch.Generator().manual_seed(5))

@@ -81,8 +81,46 @@ def test_points_on_texel_centres_borders_and_outside(device):
     )
 
 
+NON_FINITE = [float("nan"), float("inf"), -float("inf")]
+
+
+def non_finite_points(dtype, device, box_warp):
+    """Every mix of in-cube, NaN and +-inf coordinates, plus coordinates around the overflow of
+    grid_sample's unnormalisation (g + 1) * (size / 2): for the 4-texel-wide planes of the tests,
+    g = 1.6e38 stays finite in float32 and g = 1.8e38 overflows."""
+    inside = [0.1 * box_warp, -0.3 * box_warp]
+    huge = [1.6e38 * box_warp / 2, 1.8e38 * box_warp / 2, -1.8e38 * box_warp / 2]
+    values = torch.tensor(inside + NON_FINITE + huge, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(values, values, values, indexing="ij"), -1).reshape(1, -1, 3)
+    return grid.to(dtype=dtype, device=device)
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_nan_points_propagate_without_crashing(device):
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("box_warp", [1.0, 2.0, 1e-45, 1e-300])
+def test_non_finite_and_overflowing_points_match_reference(device, dtype, box_warp):
+    # NaN, +-inf and coordinates that overflow (huge points, or a tiny box_warp) give exactly the
+    # reference's features and gradients: NaN where it is NaN, the same values elsewhere.
+    g = torch.Generator().manual_seed(3)
+    planes = torch.randn(2, 3, 5, 3, 4, generator=g, dtype=dtype).to(device).requires_grad_()
+    points = non_finite_points(dtype, device, box_warp).expand(2, -1, -1).contiguous()
+    points.requires_grad_()
+    out = ops.triplane_sample(planes, points, box_warp)
+    expected = reference.triplane_sample(planes, points, box_warp)
+    assert_close(out, expected, "features")
+    assert out.isnan().any()
+    if box_warp >= 1.0:  # the in-cube points have finite features
+        assert torch.isfinite(out[:, 0]).all()
+    upstream = torch.randn(out.shape, generator=g, dtype=dtype).to(device)
+    grads = torch.autograd.grad(out, [planes, points], upstream)
+    expected_grads = torch.autograd.grad(expected, [planes, points], upstream)
+    assert_close(grads[0], expected_grads[0], "grad_planes")
+    assert_close(grads[1], expected_grads[1], "grad_points", atol_scale=10.0)
+    assert torch.isfinite(grads[0]).all()  # a non-finite point touches no texel
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_points_do_not_affect_the_others(device):
     planes, points = make_inputs(1, 1, 5, 4, 6, 6, torch.float32, device)
     points = points.detach().clone()
     points[0, 2, 1] = float("nan")
@@ -91,14 +129,21 @@ def test_nan_points_propagate_without_crashing(device):
     assert torch.isnan(out[0, 2]).all()
     assert torch.isfinite(out[0, [0, 1, 3, 4]]).all()
     grad_planes, grad_points = torch.autograd.grad(out.sum(), [planes, points])
-    assert torch.isnan(grad_points[0, 2]).all()
+    expected = torch.autograd.grad(reference.triplane_sample(planes, points).sum(), [points])[0]
+    assert_close(grad_points, expected, "grad_points", atol_scale=10.0)
+    assert torch.isnan(grad_points[0, 2, 0])  # x pairs with the NaN y on plane (x, y)
+    assert torch.isfinite(grad_points[0, [0, 1, 3, 4]]).all()
     assert torch.isfinite(grad_planes).all()
 
 
-def test_gradcheck_float64():
+@pytest.mark.parametrize("box_warp", [0.9, 0.05, 40.0])
+def test_gradcheck_float64(box_warp):
+    # The 2 / box_warp scaling is applied last in the point gradient: small and large box_warps
+    # check that the chain rule still holds.
     planes, points = make_inputs(2, 1, 6, 3, 5, 4, torch.float64, "cpu", spread=1.1)
+    points = (points.detach() * box_warp).requires_grad_()
     assert torch.autograd.gradcheck(
-        lambda pl, pt: ops.triplane_sample(pl, pt, 0.9), (planes, points)
+        lambda pl, pt: ops.triplane_sample(pl, pt, box_warp), (planes, points)
     )
 
 

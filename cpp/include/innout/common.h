@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -24,6 +25,16 @@
 #define INNOUT_HD __host__ __device__ __forceinline__
 #else
 #define INNOUT_HD inline
+#endif
+
+// A rarely taken path (non-finite inputs) kept out of line, so that it does not cost the hot loops
+// that call it registers or instruction cache.
+#if defined(__CUDACC__)
+#define INNOUT_HD_COLD __host__ __device__ __noinline__
+#elif defined(__GNUC__)
+#define INNOUT_HD_COLD __attribute__((noinline, cold))
+#else
+#define INNOUT_HD_COLD
 #endif
 
 namespace innout {
@@ -47,6 +58,18 @@ struct Status {
     return {StatusCode::kInvalidArgument, std::move(what)};
   }
 };
+
+namespace detail {
+
+// Whether x is neither infinite nor NaN (a comparison, so also exact on the GPU and under any
+// floating-point flags that keep NaN).
+template <typename T>
+INNOUT_HD bool is_finite(T x) {
+  using std::fabs;
+  return fabs(x) <= std::numeric_limits<T>::max();
+}
+
+}  // namespace detail
 
 // Options of the CPU backend. num_threads <= 0 means "OpenMP's default".
 struct CpuOptions {

@@ -19,6 +19,8 @@
 // and transparent ones both get exact gradients.
 #pragma once
 
+#include <limits>
+
 #include "innout/common.h"
 #include "innout/detail/maths.h"
 
@@ -34,7 +36,8 @@ struct CompositeMarchParams {
   const T* features_in = nullptr;   // [num_rays, K, C] InD features in [0, 1]
   const T* density_out = nullptr;   // [num_rays, K] raw OOD density; nullptr = no OOD field
   const T* features_out = nullptr;  // [num_rays, K, C]; nullptr iff density_out is nullptr
-  const T* blend = nullptr;         // [num_rays, K] OOD blend weight; nullptr iff no OOD field
+  const T* blend = nullptr;         // [num_rays, K] OOD blend weight in [0, 1] (precondition,
+                                    // see validate.h); nullptr iff no OOD field
 
   // Forward outputs.
   T* composite = nullptr;      // [num_rays, C] 2 F - 1
@@ -138,9 +141,34 @@ INNOUT_HD IntervalState<T> interval_state(const CompositeMarchParams<T>& p, int6
   return s;
 }
 
-// Depth of a ray from its weights: the weighted mean of midpoint depths, NaN (no weight) mapped to
-// +inf and clamped to [t_0, t_{K-1}]. Returns the clamped depth; `clamped` tells which bound was
-// taken (0 none, -1 lower, +1 upper) because the gradient then flows to that bound instead.
+// ray_depth where the weights do not sum to a positive number, or the mean or a bound is NaN or out
+// of [t_0, t_{K-1}]: the rare cases, out of line.
+template <typename T>
+INNOUT_HD_COLD T ray_depth_clamped(T weight_sum, T lower, T upper, T& unclamped, int& clamped) {
+  if (!(weight_sum > T(0))) unclamped = std::numeric_limits<T>::infinity();
+  if (unclamped != unclamped || lower != lower || upper != upper) {
+    clamped = 2;
+    return std::numeric_limits<T>::quiet_NaN();
+  }
+  T depth = unclamped;
+  clamped = 0;
+  if (depth < lower) {
+    clamped = -1;
+    depth = lower;
+  }
+  if (depth > upper) {
+    clamped = 1;
+    depth = upper;
+  }
+  return depth;
+}
+
+// Depth of a ray from its weights: the weighted mean of midpoint depths - +inf where the weights do
+// not sum to a positive number (EG3D's nan_to_num(inf) of 0 / 0) - clamped to [t_0, t_{K-1}] as
+// torch.clamp does: max with t_0 first, then min with t_{K-1} (which wins if t_0 > t_{K-1}), and
+// NaN if the mean or a bound is NaN. Returns the clamped depth; `clamped` tells which bound was
+// taken (0 none, -1 lower, +1 upper) because the gradient then flows to that bound instead; 2 for
+// a NaN depth, through which (as through torch.clamp's NaN) no gradient flows.
 template <typename T>
 INNOUT_HD T ray_depth(const CompositeMarchParams<T>& p, const T* weights, int64_t ray,
                       T& weight_sum, T& unclamped, int& clamped) {
@@ -154,17 +182,45 @@ INNOUT_HD T ray_depth(const CompositeMarchParams<T>& p, const T* weights, int64_
   unclamped = numerator / weight_sum;
   const T lower = t[0];
   const T upper = t[p.num_samples - 1];
-  // NaN (0 / 0) compares false everywhere: it is treated as +inf, as EG3D's nan_to_num(inf) does.
-  if (unclamped != unclamped || unclamped > upper) {
-    clamped = 1;
-    return upper;
+  // The usual ray: some weight, and a mean within its bounds (all three not NaN).
+  if (weight_sum > T(0) && unclamped >= lower && unclamped <= upper) {
+    clamped = 0;
+    return unclamped;
   }
-  if (unclamped < lower) {
-    clamped = -1;
-    return lower;
+  return ray_depth_clamped(weight_sum, lower, upper, unclamped, clamped);
+}
+
+// The composite of one ray summed interval by interval, as the formulas (and the reference) write
+// it: F = sum_i T_i (a^O_i m^O_i + a^I_i m^I_i) with midpoint colours m. composite_march_ray sums
+// per sample instead (each colour times (w_{k-1} + w_k) / 2), which is the same number for finite
+// inputs; with an infinite weight or colour the two orders give different infinities or NaN (inf
+// - inf, 0 * inf), so a ray whose composite is not finite is summed again this way.
+template <typename T>
+INNOUT_HD_COLD void composite_march_ray_by_interval(const CompositeMarchParams<T>& p, int64_t ray) {
+  const int64_t K = p.num_samples;
+  const int64_t C = p.channels;
+  T* out = p.composite + ray * C;
+  const T* f_in = p.features_in + ray * K * C;
+  const T* f_out = p.features_out != nullptr ? p.features_out + ray * K * C : nullptr;
+  for (int64_t c = 0; c < C; ++c) out[c] = T(0);
+  T trans = T(1);
+  for (int64_t i = 0; i + 1 < K; ++i) {
+    const IntervalState<T> s = interval_state(p, ray, i, /*from_record=*/false);
+    const T* in_a = f_in + i * C;
+    if (f_out == nullptr) {
+      // EG3D's marcher: the weight W_i = T_i alpha_i times the midpoint colour.
+      const T w = trans * s.a_in;
+      for (int64_t c = 0; c < C; ++c) out[c] += w * ((in_a[c] + in_a[c + C]) / T(2));
+    } else {
+      const T* out_a = f_out + i * C;
+      for (int64_t c = 0; c < C; ++c) {
+        out[c] += trans * (s.a_out * ((out_a[c] + out_a[c + C]) / T(2)) +
+                           s.a_in * ((in_a[c] + in_a[c + C]) / T(2)));
+      }
+    }
+    trans *= s.factor;
   }
-  clamped = 0;
-  return unclamped;
+  for (int64_t c = 0; c < C; ++c) out[c] = T(2) * out[c] - T(1);
 }
 
 template <typename T>
@@ -203,7 +259,14 @@ INNOUT_HD void composite_march_ray(const CompositeMarchParams<T>& p, int64_t ray
   }
   detail::add_scaled(out, f_in + (K - 1) * C, previous_in / T(2), C);
   if (f_out != nullptr) detail::add_scaled(out, f_out + (K - 1) * C, previous_out / T(2), C);
-  for (int64_t c = 0; c < C; ++c) out[c] = T(2) * out[c] - T(1);
+  T probe = T(0);  // sum of x - x over the channels: 0, or NaN if one of them is not finite
+  INNOUT_SIMD_SUM(probe)
+  for (int64_t c = 0; c < C; ++c) {
+    out[c] = T(2) * out[c] - T(1);
+    probe += out[c] - out[c];
+  }
+  // Rare (a non-finite input): the formulas' order decides which infinity or NaN comes out.
+  if (probe != probe) composite_march_ray_by_interval(p, ray);
   T weight_sum, unclamped;
   int clamped;
   p.depth[ray] = ray_depth(p, weights, ray, weight_sum, unclamped, clamped);
@@ -244,7 +307,7 @@ INNOUT_HD void composite_march_ray_backward(const CompositeMarchParams<T>& p, in
   // no read-modify-write of the large feature gradients).
   T next_depths = T(0), next_density_in = T(0), next_density_out = T(0), next_blend = T(0);
   T next_w_in = T(0), next_w_out = T(0);  // T_{i+1} a_{i+1} of the interval after i
-  if (p.grad_depths != nullptr && clamped > 0) next_depths = grad_depth;
+  if (p.grad_depths != nullptr && clamped == 1) next_depths = grad_depth;
   // g . c_k for the sample after the interval (the dot products are shared by two intervals).
   T next_dot_in = detail::dot(grad_out, f_in + (K - 1) * C, C);
   T next_dot_out = f_out != nullptr ? detail::dot(grad_out, f_out + (K - 1) * C, C) : T(0);

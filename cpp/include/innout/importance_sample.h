@@ -23,7 +23,7 @@ struct ImportanceSampleParams {
   int64_t num_samples = 0;      // K coarse samples per ray, K >= 4
   int64_t num_importance = 0;   // N fine samples per ray
   const T* depths = nullptr;    // [num_rays, K] coarse depths, sorted
-  const T* weights = nullptr;   // [num_rays, K-1] coarse weights
+  const T* weights = nullptr;   // [num_rays, K-1] coarse weights, finite and >= 0 (precondition)
   const T* uniforms = nullptr;  // [num_rays, N] in [0, 1]
   T* cdf = nullptr;      // [num_rays, K-2] workspace (caller-owned; the library never allocates)
   T* samples = nullptr;  // [num_rays, N] output

@@ -12,8 +12,8 @@ template <typename T>
 struct StratifiedSampleParams {
   int64_t num_rays = 0;         // B * R
   int64_t num_samples = 0;      // K >= 2
-  const T* near = nullptr;      // [num_rays] start of each ray's depth range
-  const T* far = nullptr;       // [num_rays] end of each ray's depth range
+  const T* near = nullptr;      // [num_rays] start of each ray's depth range, finite, <= far
+  const T* far = nullptr;       // [num_rays] end of each ray's depth range, finite
   const T* uniforms = nullptr;  // [num_rays, K] jitter in [0, 1); nullptr = no jitter
   T* depths = nullptr;          // [num_rays, K] output, sorted when uniforms are in [0, 1)
 };

@@ -1,5 +1,10 @@
-// Boundary checks shared by the CPU and CUDA launchers: every size and pointer an op will touch is
-// checked before any kernel runs, and the message says what was expected.
+// Boundary checks shared by the CPU and CUDA launchers: every size, pointer and scalar parameter an
+// op will use is checked before any kernel runs, and the message says what was expected.
+//
+// Buffer contents are not read here: a CUDA launcher's buffers are device memory, which the host
+// could only inspect by synchronising with the caller's stream. The ranges documented for them
+// (blend and uniforms in [0, 1], finite near <= far, finite non-negative importance weights) are
+// preconditions of this API; innout's Python ops check them before calling it.
 #pragma once
 
 #include <string>
@@ -37,7 +42,10 @@ Status validate(const TriplaneSampleParams<T>& p, bool backward) {
                                  "plane batch 1 or equal to the point batch " +
                                      std::to_string(p.batch) + ", got " +
                                      std::to_string(p.plane_batch)));
-  INNOUT_RETURN_IF_ERROR(require(p.box_warp > T(0), op, "box_warp > 0"));
+  // Not finite, the cube the planes span would be infinite (inf) or undefined (NaN); a tiny
+  // box_warp is valid (coordinates overflow and features are NaN, as grid_sample gives).
+  INNOUT_RETURN_IF_ERROR(require(p.box_warp > T(0) && detail::is_finite(p.box_warp), op,
+                                 "a finite box_warp > 0, got " + std::to_string(p.box_warp)));
   const bool empty = p.batch * p.num_points == 0;
   INNOUT_RETURN_IF_ERROR(require(p.planes != nullptr, op, "a planes pointer"));
   INNOUT_RETURN_IF_ERROR(require(empty || p.points != nullptr, op, "a points pointer"));

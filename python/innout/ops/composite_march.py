@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from innout.ops import _native
-from innout.ops._checks import check_same, check_shape, check_tensor
+from innout.ops._checks import check_blend_values, check_composite_march
 
 _OP = "composite_march"
 _GRAD_NAMES = (
@@ -20,37 +20,6 @@ _GRAD_NAMES = (
     "grad_features_out",
     "grad_blend",
 )
-
-
-def _check(depths, density_in, features_in, density_out, features_out, blend) -> None:
-    check_tensor(_OP, "depths", depths, "[B, R, K]", 3)
-    batch, rays, samples = depths.shape
-    check_tensor(_OP, "density_in", density_in, "[B, R, K]", 3)
-    check_tensor(_OP, "features_in", features_in, "[B, R, K, C]", 4)
-    check_shape(_OP, "density_in", density_in, depths.shape, "[B, R, K]")
-    channels = features_in.shape[-1]
-    check_shape(_OP, "features_in", features_in, (batch, rays, samples, channels), "[B, R, K, C]")
-    tensors = [("depths", depths), ("density_in", density_in), ("features_in", features_in)]
-    given = [density_out is not None, features_out is not None, blend is not None]
-    if any(given) and not all(given):
-        raise ValueError(
-            f"{_OP}: density_out, features_out and blend must be given together (OOD field) or "
-            f"all be None (EG3D marcher); got density_out={given[0]}, features_out={given[1]}, "
-            f"blend={given[2]}"
-        )
-    if all(given):
-        check_tensor(_OP, "density_out", density_out, "[B, R, K]", 3)
-        check_tensor(_OP, "features_out", features_out, "[B, R, K, C]", 4)
-        check_tensor(_OP, "blend", blend, "[B, R, K]", 3)
-        check_shape(_OP, "density_out", density_out, depths.shape, "[B, R, K]")
-        check_shape(_OP, "features_out", features_out, features_in.shape, "[B, R, K, C]")
-        check_shape(_OP, "blend", blend, depths.shape, "[B, R, K]")
-        tensors += [("density_out", density_out), ("features_out", features_out), ("blend", blend)]
-    check_same(_OP, tensors)
-    if samples < 2:
-        raise ValueError(f"{_OP}: needs at least 2 samples per ray (K >= 2), got K={samples}")
-    if channels < 1:
-        raise ValueError(f"{_OP}: features need at least 1 channel, got C={channels}")
 
 
 def _buffers(depths, density_in, features_in, density_out, features_out, blend) -> dict:
@@ -93,7 +62,11 @@ def _composite_march(
     blend: torch.Tensor | None,
     record_intervals: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    _check(depths, density_in, features_in, density_out, features_out, blend)
+    check_composite_march(depths, density_in, features_in, density_out, features_out, blend)
+    if blend is not None:
+        # Here, on real data, rather than in the public function, which torch.compile traces: a
+        # check of values there would break the graph. The backward reuses the checked inputs.
+        check_blend_values(_OP, blend)
     inputs = _contiguous(depths, density_in, features_in, density_out, features_out, blend)
     outputs = _empty_outputs(depths, features_in.shape[-1], record_intervals)
     composite, depth, weights, transmittance, interval_record = outputs
@@ -112,7 +85,7 @@ def _composite_march(
 
 @_composite_march.register_fake
 def _(depths, density_in, features_in, density_out, features_out, blend, record_intervals):
-    _check(depths, density_in, features_in, density_out, features_out, blend)
+    check_composite_march(depths, density_in, features_in, density_out, features_out, blend)
     return _empty_outputs(depths, features_in.shape[-1], record_intervals)
 
 
@@ -132,7 +105,7 @@ def _composite_march_backward(
     interval_record: torch.Tensor,
     needs_grad: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    _check(depths, density_in, features_in, density_out, features_out, blend)
+    check_composite_march(depths, density_in, features_in, density_out, features_out, blend)
     inputs = _contiguous(depths, density_in, features_in, density_out, features_out, blend)
     grads = [
         _native.empty(source.shape, source) if need and source is not None else depths.new_empty(0)
@@ -219,18 +192,22 @@ def composite_march(
     ``W_i = T_i [b_i a^O_i + (1 - b_i) a^I_i]`` where ``a = 1 - exp(-softplus(raw - 1) delta)``.
 
     Args:
-        depths: [B, R, K] sorted depths along unit rays (K >= 2).
-        density_in: [B, R, K] raw InD density.
-        features_in: [B, R, K, C] InD features in [0, 1].
+        depths: [B, R, K] sorted depths along unit rays (K >= 2). Sorting is not checked: other
+            depths give the formulas' values, as the reference does.
+        density_in: [B, R, K] raw InD density (any real; NaN propagates to its ray).
+        features_in: [B, R, K, C] InD features, nominally in [0, 1] (EG3D's padded sigmoid gives
+            [-0.001, 1.001]); not checked, the composite is linear in them.
         density_out, features_out, blend: the OOD field's raw density [B, R, K], features
-            [B, R, K, C] and blend weight b [B, R, K]; all None for EG3D's ray marcher.
+            [B, R, K, C] and blend weight b [B, R, K]; all None for EG3D's ray marcher. Every b
+            must lie in [0, 1] (ValueError otherwise, NaN included): outside it weights turn
+            negative and the transmittance can grow past 1.
 
     Returns:
         composite [B, R, C] (already mapped to 2F - 1), depth [B, R] (weighted mean of midpoint
         depths, clamped to the ray's [t_first, t_last]) and weights [B, R, K-1]. Differentiable with
         respect to every input (depths included).
     """
-    _check(depths, density_in, features_in, density_out, features_out, blend)
+    check_composite_march(depths, density_in, features_in, density_out, features_out, blend)
     inputs = (depths, density_in, features_in, density_out, features_out, blend)
     # Recording sigma and the softplus slope per interval (16 bytes each) spares the backward two
     # thirds of its transcendental calls; without autograd nothing is recorded.

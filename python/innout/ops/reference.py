@@ -4,7 +4,9 @@ Every function here computes exactly what the corresponding op in :mod:`innout.o
 plain PyTorch (``grid_sample``, ``cumprod``, ``searchsorted``), following EG3D's and In-N-Out's
 published formulas (see docs/method.md). They are slow and memory hungry on purpose - nothing is
 fused - and serve as the test oracle, as the fallback where the compiled core is missing
-(``backend="reference"``) and as readable documentation.
+(``backend="reference"``) and as readable documentation. They refuse exactly the inputs the ops
+refuse, with the same errors (:mod:`innout.ops._checks`), so either backend can stand in for the
+other.
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from innout.ops._checks import (
+    check_blend_values,
+    check_composite_march,
+    check_count,
+    check_importance_sample,
+    check_pdf_weights,
+    check_ray_bounds,
+    check_stratified_sample,
+    check_tensor,
+    check_triplane_sample,
+    check_uniform_values,
+)
 from innout.ops._uniforms import resolve_uniforms
 
 #: EG3D's floor on each interval's transmittance factor (1 - alpha + 1e-10).
@@ -52,8 +66,10 @@ def triplane_sample(
         box_warp: side of the cube the planes span.
 
     Returns:
-        [B, M, C] features (grid_sample: bilinear, zero padding, align_corners=False).
+        [B, M, C] features (grid_sample: bilinear, zero padding, align_corners=False). Points whose
+        grid coordinates are not finite get NaN (grid_sample's NaN interpolation weights).
     """
+    box_warp = check_triplane_sample(planes, points, box_warp)
     batch, num_points, _ = points.shape
     _, _, channels, height, width = planes.shape
     planes = planes.expand(batch, 3, channels, height, width)
@@ -107,6 +123,7 @@ def ray_march(
     Returns:
         features [B, R, C] (mapped to 2F - 1), depth [B, R], weights [B, R, K-1].
     """
+    check_composite_march(depths, density, features, None, None, None)
     deltas = depths[..., 1:] - depths[..., :-1]
     alpha = _interval_alpha(density, deltas)
     shifted = torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha + TRANSMITTANCE_FLOOR], dim=-1)
@@ -129,15 +146,18 @@ def composite_march(
         depths: [B, R, K] sorted sample depths shared by both fields.
         density_in, features_in: [B, R, K] raw density and [B, R, K, C] features of the InD field.
         density_out, features_out: the same for the OOD field, or None for EG3D's marcher.
-        blend: [B, R, K] blend weights b in [0, 1] (OOD share of each sample), or None.
+        blend: [B, R, K] blend weights b in [0, 1] (OOD share of each sample; ValueError outside,
+            NaN included), or None.
 
     Returns:
         composite features [B, R, C] (2F - 1), depth [B, R], weights [B, R, K-1] with
         T_i = prod_{j<i} [(1 - b_j a^O_j)(1 - (1 - b_j) a^I_j) + 1e-10] and
         W_i = T_i [b_i a^O_i + (1 - b_i) a^I_i] (midpoint values of every input).
     """
+    check_composite_march(depths, density_in, features_in, density_out, features_out, blend)
     if density_out is None:
         return ray_march(depths, density_in, features_in)
+    check_blend_values("composite_march", blend)
     deltas = depths[..., 1:] - depths[..., :-1]
     blend_mid = (blend[..., :-1] + blend[..., 1:]) / 2
     a_out = blend_mid * _interval_alpha(density_out, deltas)
@@ -164,17 +184,22 @@ def stratified_sample(
     """EG3D's stratified coarse depths (the signature of :func:`innout.ops.stratified_sample`).
 
     Args:
-        near, far: [B, R] depth range of each ray.
+        near, far: [B, R] depth range of each ray: finite, near <= far (ValueError otherwise).
         num_samples: K.
         generator: the torch.Generator the jitter is drawn from (float32, shape [B, R, K]).
-        uniforms: [B, R, K] jitter in [0, 1) to use instead of drawing.
+        uniforms: [B, R, K] jitter in [0, 1) to use instead of drawing (ValueError outside [0, 1]).
         deterministic: no jitter (u = 0).
 
     Returns:
         [B, R, K] depths near + (k + u_k) (far - near) / (K - 1).
     """
+    check_stratified_sample(near, far, num_samples, None)
     shape = (near.shape[0], near.shape[1], num_samples)
     u = resolve_uniforms("stratified_sample", shape, near, uniforms, generator, deterministic, None)
+    if uniforms is not None:
+        check_uniform_values("stratified_sample", u)
+    check_stratified_sample(near, far, num_samples, u)
+    check_ray_bounds("stratified_sample", near, far)
     steps = torch.linspace(0, 1, num_samples, dtype=near.dtype, device=near.device)
     span = (far - near).unsqueeze(-1)
     depths = near.unsqueeze(-1) + steps * span
@@ -196,22 +221,32 @@ def importance_sample(
 
     Args:
         depths: [B, R, K] coarse depths (K >= 4).
-        weights: [B, R, K-1] coarse weights from the marcher (not differentiated).
+        weights: [B, R, K-1] coarse weights from the marcher (not differentiated): finite and
+            >= 0 (ValueError otherwise).
         num_importance: N, fine samples per ray.
         generator: the torch.Generator the uniforms are drawn from (float32, shape [B, R, N]).
-        uniforms: [B, R, N] uniforms in [0, 1] to use instead of drawing.
+        uniforms: [B, R, N] uniforms in [0, 1] to use instead of drawing (ValueError outside).
         deterministic: linspace(0, 1, N) for every ray (EG3D's det=True).
 
     Returns:
         [B, R, N] fine depths (unsorted).
     """
+    check_count("importance_sample", "num_importance", num_importance, 0)
+    check_tensor("importance_sample", "depths", depths, "[B, R, K]", 3)
     shape = (depths.shape[0], depths.shape[1], num_importance)
     spread = torch.linspace(0, 1, num_importance, dtype=depths.dtype, device=depths.device)
+    explicit = uniforms is not None
     uniforms = resolve_uniforms(
         "importance_sample", shape, depths, uniforms, generator, deterministic, spread
     )
+    check_importance_sample(depths, weights, uniforms)
+    if explicit:
+        check_uniform_values("importance_sample", uniforms)
+    check_pdf_weights("importance_sample", weights)
     depths, weights = depths.detach(), weights.detach()
     batch, rays, samples = depths.shape
+    if batch * rays * num_importance == 0:  # nothing to draw (and no row to reshape to)
+        return depths.new_empty(batch, rays, num_importance)
     flat_weights = weights.reshape(batch * rays, 1, samples - 1)
     smoothed = F.max_pool1d(flat_weights, 2, 1, padding=1)
     smoothed = F.avg_pool1d(smoothed, 2, 1).reshape(batch * rays, samples - 1)

@@ -9,31 +9,22 @@ from __future__ import annotations
 import torch
 
 from innout.ops import _native
-from innout.ops._checks import check_same, check_shape, check_tensor
+from innout.ops._checks import (
+    check_ray_bounds,
+    check_stratified_sample,
+    check_uniform_values,
+)
 from innout.ops._uniforms import resolve_uniforms
 
 _OP = "stratified_sample"
-
-
-def _check(near: torch.Tensor, far: torch.Tensor, num_samples: int, uniforms) -> None:
-    check_tensor(_OP, "near", near, "[B, R]", 2)
-    check_tensor(_OP, "far", far, "[B, R]", 2)
-    check_shape(_OP, "far", far, near.shape, "[B, R] like near")
-    tensors = [("near", near), ("far", far)]
-    if uniforms is not None:
-        check_tensor(_OP, "uniforms", uniforms, "[B, R, K]", 3)
-        check_shape(_OP, "uniforms", uniforms, (*near.shape, num_samples), "[B, R, K]")
-        tensors.append(("uniforms", uniforms))
-    check_same(_OP, tensors)
-    if num_samples < 2:
-        raise ValueError(f"{_OP}: needs at least 2 samples per ray, got {num_samples}")
 
 
 @torch.library.custom_op("innout::stratified_sample", mutates_args=())
 def _stratified_sample(
     near: torch.Tensor, far: torch.Tensor, num_samples: int, uniforms: torch.Tensor | None
 ) -> torch.Tensor:
-    _check(near, far, num_samples, uniforms)
+    check_stratified_sample(near, far, num_samples, uniforms)
+    check_ray_bounds(_OP, near, far)
     out = near.new_empty(near.shape[0], near.shape[1], num_samples)
     if out.numel() == 0:
         return out
@@ -51,7 +42,7 @@ def _stratified_sample(
 
 @_stratified_sample.register_fake
 def _(near, far, num_samples, uniforms):
-    _check(near, far, num_samples, uniforms)
+    check_stratified_sample(near, far, num_samples, uniforms)
     return near.new_empty(near.shape[0], near.shape[1], num_samples)
 
 
@@ -67,16 +58,20 @@ def stratified_sample(
     """EG3D's stratified coarse depths ``t_k = near + (k + u_k) (far - near) / (K - 1)``.
 
     Args:
-        near, far: [B, R] depth range of each ray (FFHQ models: 2.25 and 3.3).
-        num_samples: K >= 2.
+        near, far: [B, R] depth range of each ray (FFHQ models: 2.25 and 3.3): finite, with
+            near <= far on every ray (ValueError otherwise).
+        num_samples: K >= 2, an int.
         generator: the torch.Generator the jitter is drawn from (float32, shape [B, R, K]).
-        uniforms: [B, R, K] jitter in [0, 1) to use instead of drawing.
+        uniforms: [B, R, K] jitter in [0, 1) to use instead of drawing; values outside [0, 1]
+            (NaN included) are refused with a ValueError.
         deterministic: no jitter (u = 0): the evenly spaced depths, for flicker-free video.
 
     Returns:
         [B, R, K] depths (sorted; the last may pass `far` by up to one spacing, as in EG3D).
     """
-    check_tensor(_OP, "near", near, "[B, R]", 2)
+    check_stratified_sample(near, far, num_samples, None)
     shape = (near.shape[0], near.shape[1], num_samples)
     u = resolve_uniforms(_OP, shape, near, uniforms, generator, deterministic, None)
+    if uniforms is not None:
+        check_uniform_values(_OP, u)
     return _stratified_sample(near.detach(), far.detach(), num_samples, u)

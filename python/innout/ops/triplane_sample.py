@@ -9,30 +9,22 @@ from __future__ import annotations
 import torch
 
 from innout.ops import _native
-from innout.ops._checks import check_same, check_tensor
+from innout.ops._checks import check_triplane_sample
 
-_OP = "triplane_sample"
+#: The smallest positive float32 (a subnormal).
+_FLOAT32_TINY = 2.0**-149
 
 
-def _check(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> None:
-    check_tensor(_OP, "planes", planes, "[B or 1, 3, C, H, W]", 5)
-    check_tensor(_OP, "points", points, "[B, M, 3]", 3)
-    check_same(_OP, [("planes", planes), ("points", points)])
-    if planes.shape[1] != 3:
-        raise ValueError(
-            f"{_OP}: planes must have 3 planes in dim 1, got shape {tuple(planes.shape)}"
-        )
-    if points.shape[2] != 3:
-        raise ValueError(f"{_OP}: points must have shape [B, M, 3], got {tuple(points.shape)}")
-    if planes.shape[0] not in (1, points.shape[0]):
-        raise ValueError(
-            f"{_OP}: planes batch must be 1 (shared) or the points batch {points.shape[0]}, "
-            f"got {planes.shape[0]}"
-        )
-    if min(planes.shape[2:]) <= 0:
-        raise ValueError(f"{_OP}: planes must have C, H, W > 0, got shape {tuple(planes.shape)}")
-    if not box_warp > 0:
-        raise ValueError(f"{_OP}: box_warp must be > 0, got {box_warp}")
+def _kernel_box_warp(box_warp: float, dtype: torch.dtype) -> float:
+    """box_warp as the kernels get it (converted to the tensors' dtype).
+
+    A positive box_warp that rounds to 0 in float32 (at most half the smallest subnormal) would
+    reach the core as 0, which it refuses; the smallest subnormal gives the same scale
+    2 / box_warp = inf as the reference's float32 arithmetic, so every valid box_warp runs.
+    """
+    if dtype == torch.float32 and box_warp <= _FLOAT32_TINY / 2:
+        return _FLOAT32_TINY
+    return box_warp
 
 
 def _buffers(planes_last: torch.Tensor, points: torch.Tensor, box_warp: float) -> dict:
@@ -46,7 +38,7 @@ def _buffers(planes_last: torch.Tensor, points: torch.Tensor, box_warp: float) -
         "points": points,
         "batch": points.shape[0],
         "num_points": points.shape[1],
-        "box_warp": float(box_warp),
+        "box_warp": _kernel_box_warp(float(box_warp), points.dtype),
     }
 
 
@@ -57,7 +49,7 @@ def _channels_last(planes: torch.Tensor) -> torch.Tensor:
 
 @torch.library.custom_op("innout::triplane_sample", mutates_args=())
 def _triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> torch.Tensor:
-    _check(planes, points, box_warp)
+    check_triplane_sample(planes, points, box_warp)
     points = points.contiguous()
     features = _native.empty((points.shape[0], points.shape[1], planes.shape[2]), points)
     if features.numel() == 0:
@@ -70,7 +62,7 @@ def _triplane_sample(planes: torch.Tensor, points: torch.Tensor, box_warp: float
 
 @_triplane_sample.register_fake
 def _(planes: torch.Tensor, points: torch.Tensor, box_warp: float) -> torch.Tensor:
-    _check(planes, points, box_warp)
+    check_triplane_sample(planes, points, box_warp)
     return points.new_empty(points.shape[0], points.shape[1], planes.shape[2])
 
 
@@ -83,7 +75,7 @@ def _triplane_sample_backward(
     need_grad_planes: bool,
     need_grad_points: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    _check(planes, points, box_warp)
+    check_triplane_sample(planes, points, box_warp)
     points = points.contiguous()
     grad_features = grad_features.to(points.dtype).contiguous()
     planes_last = _channels_last(planes)
@@ -140,12 +132,17 @@ def triplane_sample(
 
     Args:
         planes: [B or 1, 3, C, H, W] float32/float64 tri-planes (a batch of 1 is shared).
-        points: [B, M, 3] world coordinates, same dtype and device.
-        box_warp: side of the cube [-box_warp/2, box_warp/2]^3 the planes span (EG3D: 1).
+        points: [B, M, 3] world coordinates, same dtype and device. Any values: a point whose
+            grid coordinates are not finite (NaN, +-inf, or overflowing because box_warp is tiny)
+            gets NaN features, and its gradients are NaN or 0 exactly where
+            :func:`innout.ops.reference.triplane_sample`'s are.
+        box_warp: side of the cube [-box_warp/2, box_warp/2]^3 the planes span (EG3D: 1); a real
+            number, finite and > 0, also in the points' dtype (else ValueError).
 
     Returns:
         [B, M, C] features: mean over the planes (x, y), (x, z), (z, x) of grid_sample(bilinear,
         zero padding, align_corners=False). Differentiable with respect to planes and points.
     """
-    _check(planes, points, box_warp)  # before the dispatcher, which would only say "not a Tensor"
-    return _triplane_sample(planes, points, float(box_warp))
+    # Checked before the dispatcher, which would only say "not a Tensor" or "not a float".
+    box_warp = check_triplane_sample(planes, points, box_warp)
+    return _triplane_sample(planes, points, box_warp)

@@ -56,12 +56,6 @@ INNOUT_HD T dot(const T* INNOUT_RESTRICT a, const T* INNOUT_RESTRICT b, int64_t 
   return sum;
 }
 
-// Whether any coordinate of the 3-D point p is NaN.
-template <typename T>
-INNOUT_HD bool point_is_nan(const T* p) {
-  return p[0] != p[0] || p[1] != p[1] || p[2] != p[2];
-}
-
 INNOUT_HD int64_t larger(int64_t a, int64_t b) { return a > b ? a : b; }
 
 }  // namespace detail
