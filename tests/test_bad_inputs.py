@@ -206,19 +206,19 @@ SAMPLER_CASES = [
         "negative weights",
         lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.rand(1, 2, 7) - 0.5, 4),
         ValueError,
-        "weights must be finite and >= 0",
+        "weights must be in [0, 1e+06]",
     ),
     (
         "nan weights",
         lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.full((1, 2, 7), float("nan")), 4),
         ValueError,
-        "weights must be finite and >= 0, got a NaN",
+        "weights must be in [0, 1e+06], got a NaN",
     ),
     (
         "infinite weights",
         lambda: ops.importance_sample(torch.rand(1, 2, 8), torch.full((1, 2, 7), float("inf")), 4),
         ValueError,
-        "weights must be finite and >= 0",
+        "weights must be in [0, 1e+06]",
     ),
     (
         "fractional count",
@@ -304,7 +304,7 @@ def test_raw_ops_validate_too():
         torch.ops.innout.composite_march(*inputs, False)
     with pytest.raises(ValueError, match="near must be <= far"):
         torch.ops.innout.stratified_sample(torch.ones(1, 2), torch.zeros(1, 2), 4, None)
-    with pytest.raises(ValueError, match="weights must be finite and >= 0"):
+    with pytest.raises(ValueError, match=r"weights must be in \[0, 1e\+06\]"):
         torch.ops.innout.importance_sample(
             torch.rand(1, 2, 8), -torch.rand(1, 2, 7), torch.rand(1, 2, 3)
         )
@@ -376,7 +376,7 @@ def test_nan_inputs_propagate_without_crashing():
     assert torch.isfinite(composite[0, 0]).all()
     # The NaN depth's ray has NaN weights: no pdf to sample, refused with the argument named.
     assert torch.isnan(weights[1, 2]).any()
-    with pytest.raises(ValueError, match="weights must be finite and >= 0, got a NaN"):
+    with pytest.raises(ValueError, match=r"weights must be in \[0, 1e\+06\], got a NaN"):
         ops.importance_sample(inputs[0], weights, 6, deterministic=True)
     out = ops.importance_sample(inputs[0][:1], weights[:1], 6, deterministic=True)
     assert out.shape == (1, 3, 6)

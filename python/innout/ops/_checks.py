@@ -248,8 +248,14 @@ def check_ray_bounds(op: str, near: torch.Tensor, far: torch.Tensor) -> None:
     )
 
 
+#: The largest weight importance sampling accepts. Compositing weights are at most 4/3 (two
+#: dense fields); far above, EG3D's smoothing constants (+0.01, +1e-5) vanish in float32 rounding
+#: and the samples would depend on the order in which the cdf is summed.
+MAX_PDF_WEIGHT = 1e6
+
+
 def check_pdf_weights(op: str, weights: torch.Tensor) -> None:
-    """The weights importance sampling draws from are finite and >= 0 (a pdf up to scale).
+    """The weights importance sampling draws from are in [0, MAX_PDF_WEIGHT] (a pdf up to scale).
 
     composite_march's weights always are; negative or non-finite ones make the cdf decrease or
     NaN, where inverse-cdf sampling has no meaning.
@@ -257,9 +263,9 @@ def check_pdf_weights(op: str, weights: torch.Tensor) -> None:
     if not _has_data(weights):
         return
     low, high = _min_max(weights)
-    if not (low >= 0.0 and high < math.inf):
+    if not (low >= 0.0 and high <= MAX_PDF_WEIGHT):
         got = "a NaN" if math.isnan(low) else f"values in [{low}, {high}]"
-        raise ValueError(f"{op}: weights must be finite and >= 0, got {got}")
+        raise ValueError(f"{op}: weights must be in [0, {MAX_PDF_WEIGHT:g}], got {got}")
 
 
 def check_uniform_values(op: str, uniforms: torch.Tensor) -> None:
