@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
-from conftest import TOLERANCE
+from conftest import assert_close as assert_same
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from innout import ops
@@ -116,19 +116,6 @@ def refused_alike(op: str, error: Exception | None, ref_error: Exception | None)
     assert named, f"the message names no argument of {op}: {message}"
     event(f"refused: {type(error).__name__} naming {named[0]}")
     return True
-
-
-def assert_same(actual: torch.Tensor, expected: torch.Tensor, name: str, atol_scale=1.0) -> None:
-    """Equal within the parity tests' tolerances, NaN where the reference has NaN."""
-    tol = TOLERANCE[expected.dtype]
-    torch.testing.assert_close(
-        actual,
-        expected,
-        rtol=tol["rtol"],
-        atol=tol["atol"] * atol_scale,
-        equal_nan=True,
-        msg=lambda m: f"{name}: {m}",
-    )
 
 
 def corrupt(draw, tensors: dict[str, object], names: tuple[str, ...]) -> str | None:
