@@ -394,7 +394,7 @@ def test_every_method_writes_a_run_folder_that_loads_and_renders(tmp_path, clip4
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["status"] == "complete" and manifest["method"] == method
     assert set(manifest["seconds"]) == {"w": {"latent"}, "pti": {"latent", "pti"}}.get(
-        method, {"latent", "composite", "superres"}
+        method, {"latent", "object_init", "composite", "superres"}
     )
     for name in ("preview.mp4", "losses.png", "history.json", "latents.safetensors"):
         assert (out / name).is_file(), name
@@ -411,19 +411,19 @@ def test_resume_reaches_the_same_result_as_an_uninterrupted_run(tmp_path, clip4,
     settings = dict(TINY_RUN, composite_steps=5)
     straight = invert(clip4, method="innout", out=tmp_path / "straight", progress=False,
                       **settings)  # fmt: skip
-    original = engine_module.step_generator
+    original = engine_module.frame_generator
 
-    def interrupt(seed, stage_index, step):
-        if stage_index == 1 and step == 3:
+    def interrupt(seed, stage_index, step, slot):
+        if stage_index == 2 and step == 3:  # composite (after latent and object_init)
             raise KeyboardInterrupt
-        return original(seed, stage_index, step)
+        return original(seed, stage_index, step, slot)
 
-    monkeypatch.setattr(engine_module, "step_generator", interrupt)
+    monkeypatch.setattr(engine_module, "frame_generator", interrupt)
     with pytest.raises(KeyboardInterrupt):
         invert(clip4, method="innout", out=tmp_path / "cut", progress=False, **settings)
     manifest = json.loads((tmp_path / "cut/run.json").read_text())
     assert manifest["status"] == "interrupted" and (tmp_path / "cut/checkpoint.pt").is_file()
-    monkeypatch.setattr(engine_module, "step_generator", original)
+    monkeypatch.setattr(engine_module, "frame_generator", original)
     resumed = invert(clip4, method="innout", out=tmp_path / "cut", resume=True, progress=False,
                      **settings)  # fmt: skip
     expected, got = _tensors(straight), _tensors(resumed)

@@ -263,17 +263,17 @@ def straight(clip_folder, tmp_path_factory):
 def test_a_failed_run_says_so_in_run_json_and_resumes_to_the_same_result(straight, tmp_path,
                                                                           monkeypatch):  # fmt: skip
     folder, expected = straight
-    original = object_init_module.fit_object
+    original = object_init_module.object_init_stage
 
     def failing(*args, **kwargs):
         raise RuntimeError("the object fit broke\nsecond line")
 
-    monkeypatch.setattr(object_init_module, "fit_object", failing)
+    monkeypatch.setattr(object_init_module, "object_init_stage", failing)
     with pytest.raises(RuntimeError, match="object fit broke"):
         invert(folder, method="innout", out=tmp_path / "run", progress=False, **SHORT)
     manifest = json.loads((tmp_path / "run" / run_folder.MANIFEST).read_text())
     assert manifest["status"] == "failed: the object fit broke"
-    monkeypatch.setattr(object_init_module, "fit_object", original)
+    monkeypatch.setattr(object_init_module, "object_init_stage", original)
     resumed = invert(folder, method="innout", out=tmp_path / "run", resume=True, progress=False,
                      **SHORT)  # fmt: skip
     _same_tensors(expected.folder, resumed.folder)
@@ -281,42 +281,42 @@ def test_a_failed_run_says_so_in_run_json_and_resumes_to_the_same_result(straigh
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_again(straight, tmp_path, monkeypatch):
     folder, expected = straight
-    original = engine_module.step_generator
+    original = engine_module.frame_generator
 
-    def interrupt(seed, stage_index, step):
+    def interrupt(seed, stage_index, step, slot):
         if stage_index == 0 and step == 0:
             raise KeyboardInterrupt
-        return original(seed, stage_index, step)
+        return original(seed, stage_index, step, slot)
 
-    monkeypatch.setattr(engine_module, "step_generator", interrupt)
+    monkeypatch.setattr(engine_module, "frame_generator", interrupt)
     with pytest.raises(KeyboardInterrupt):
         invert(folder, method="innout", out=tmp_path / "run", progress=False, **SHORT)
     assert not (tmp_path / "run" / run_folder.CHECKPOINT).exists()
     assert json.loads((tmp_path / "run/run.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(engine_module, "step_generator", original)
+    monkeypatch.setattr(engine_module, "frame_generator", original)
     resumed = invert(folder, method="innout", out=tmp_path / "run", resume=True, progress=False,
                      **SHORT)  # fmt: skip
     _same_tensors(expected.folder, resumed.folder)
 
 
 def test_stage_seconds_count_the_time_before_an_interruption(clip_folder, tmp_path, monkeypatch):
-    original = engine_module.step_generator
+    original = engine_module.frame_generator
 
-    def slow_then_stop(seed, stage_index, step):
-        if step < 3:
+    def slow_then_stop(seed, stage_index, step, slot):
+        if step < 3 and slot == 0:
             time.sleep(1.0)
         if step == 2:
             engine_module._interrupt_requested.set()  # what Ctrl-C does
-        return original(seed, stage_index, step)
+        return original(seed, stage_index, step, slot)
 
-    monkeypatch.setattr(engine_module, "step_generator", slow_then_stop)
+    monkeypatch.setattr(engine_module, "frame_generator", slow_then_stop)
     with pytest.raises(engine_module.Interrupted):
         invert(clip_folder, method="w", out=tmp_path / "run", progress=False, **SHORT)
     checkpoint = run_folder.load_checkpoint(tmp_path / "run" / run_folder.CHECKPOINT)
     assert (checkpoint["stage_index"], checkpoint["step"]) == (0, 3)
     before = checkpoint["metadata"]["stage_seconds"]
     assert before >= 3.0
-    monkeypatch.setattr(engine_module, "step_generator", original)
+    monkeypatch.setattr(engine_module, "frame_generator", original)
     started = time.time()
     invert(clip_folder, method="w", out=tmp_path / "run", resume=True, progress=False, **SHORT)
     after = time.time() - started

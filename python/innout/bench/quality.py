@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from innout.atomic import write_json
+from innout.distributed import Group
 from innout.invert.settings import METHODS, PRESETS, InversionSettings, preset
 from innout.provenance import provenance
 
@@ -285,7 +286,6 @@ def run_pair(
     ``<out>/runs/<video>/<method>/quality.json``). A pair already measured there is reused."""
     from innout.invert.clip import load_clip
     from innout.invert.run import invert
-    from innout.synth import VideoSpec, write_video_folder
 
     name = video_name(*video)
     clip_dir = out / "clips" / name
@@ -300,16 +300,7 @@ def run_pair(
             return _measure_again(record, suite, clip_dir, run_dir, out, lpips, device)
     if resolution is None:
         resolution = _output_resolution(suite.network)
-    spec = VideoSpec(identity=video[0], object_kind=video[1], object_seed=video[2],
-                     frames=suite.frames, resolution=resolution, edit=suite.edit,
-                     edit_delta=suite.edit_delta, novel_views=suite.novel_views)  # fmt: skip
-    if _stored_spec(clip_dir) != json.loads(json.dumps(dataclasses.asdict(spec))):
-        # A clip made for other settings (frames, edit, views) is made again.
-        staging = clip_dir.with_name(clip_dir.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        write_video_folder(spec, staging, progress=progress)
-        shutil.rmtree(clip_dir, ignore_errors=True)
-        staging.rename(clip_dir)
+    make_clip(suite, video, out, resolution, progress)
     clip = load_clip(clip_dir)
     started = time.perf_counter()
     result = invert(clip_dir, network=suite.network, method=method, preset_name=suite.preset,
@@ -339,6 +330,27 @@ def run_pair(
     write_json(record_file, record, indent=2)
     record["reused"] = False
     return record
+
+
+def make_clip(
+    suite: QualitySuite, video: tuple[int, str, int], out: Path, resolution: int, progress: bool
+) -> Path:
+    """The synthetic clip of `video` in ``<out>/clips``, made unless it is already there with
+    the suite's settings; its folder."""
+    from innout.synth import VideoSpec, write_video_folder
+
+    clip_dir = out / "clips" / video_name(*video)
+    spec = VideoSpec(identity=video[0], object_kind=video[1], object_seed=video[2],
+                     frames=suite.frames, resolution=resolution, edit=suite.edit,
+                     edit_delta=suite.edit_delta, novel_views=suite.novel_views)  # fmt: skip
+    if _stored_spec(clip_dir) != json.loads(json.dumps(dataclasses.asdict(spec))):
+        # A clip made for other settings (frames, edit, views) is made again.
+        staging = clip_dir.with_name(clip_dir.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        write_video_folder(spec, staging, progress=progress)
+        shutil.rmtree(clip_dir, ignore_errors=True)
+        staging.rename(clip_dir)
+    return clip_dir
 
 
 def _output_resolution(network: str) -> int:
@@ -397,27 +409,43 @@ def run_quality_benchmark(
     lpips=None,
     device: str | None = None,
     on_pair: Callable[[dict], None] | None = None,
-) -> dict:
+    group: Group | None = None,
+) -> dict | None:
     """Runs every (video, method) pair of `suite` in `out` (resuming finished pairs) and returns
-    the report: settings, environment, every pair's per-frame numbers and the summary."""
+    the report: settings, environment, every pair's per-frame numbers and the summary.
+
+    Under torchrun (`group`, from `innout.distributed.join` without data parallelism) the ranks
+    first make the clips, then take pairs until none is left; rank 0 returns the merged report,
+    the other ranks None."""
     from innout.bench.quality_report import summarize
 
+    group = group or Group()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    pairs = []
     resolution = _output_resolution(suite.network)
-    for video in suite.videos():
-        for method in suite.methods:
-            record = run_pair(suite, video, method, out, progress, lpips, device, resolution)
-            pairs.append(record)
-            if on_pair is not None:
-                on_pair(record)
+    videos = suite.videos()
+    # Every clip is made once, by one rank, before any pair inverts it.
+    for number in group.take("clips", len(videos)):
+        make_clip(suite, videos[number], out, resolution, progress)
+    group.wait_for_all("clips-made")
+    work = [(video, method) for video in videos for method in suite.methods]
+    for number in group.take("pairs", len(work)):
+        video, method = work[number]
+        record = run_pair(suite, video, method, out, progress, lpips, device, resolution)
+        record["rank"] = group.rank
+        group.post(f"pair/{number}", record)
+        if on_pair is not None:
+            on_pair(record)
+    if not group.is_main:
+        return None
+    pairs = group.collect([f"pair/{number}" for number in range(len(work))])
     return {
         "format": REPORT_FORMAT,
         "out": str(out.resolve()),
         "suite": suite.record(),
         "environment": provenance(),
+        "ranks": group.world_size,
         "lpips": lpips is not None,
         "seconds": round(time.perf_counter() - started, 1),
         "pairs": pairs,

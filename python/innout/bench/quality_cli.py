@@ -62,7 +62,7 @@ def suite_from_args(args: argparse.Namespace):
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
-
+    from innout import distributed
     from innout.atomic import write_json
     from innout.bench.quality import run_quality_benchmark
     from innout.bench.quality_report import format_markdown, write_html
@@ -85,8 +85,14 @@ def _cmd_quality(args: argparse.Namespace) -> int:
         print(f"{pair['video']} {pair['method']}: reconstruction {mean:.2f} dB ({state})",
               flush=True)  # fmt: skip
 
-    report = run_quality_benchmark(suite, out, progress=not args.quiet, lpips=lpips,
-                                   device=args.device, on_pair=report_pair)  # fmt: skip
+    # Under torchrun the ranks share the pairs; rank 0 writes the merged report.
+    with distributed.join(args.device, data_parallel=False) as group:
+        device = distributed.rank_device(args.device, group.local_rank)
+        report = run_quality_benchmark(suite, out, progress=not args.quiet, lpips=lpips,
+                                       device=device, on_pair=report_pair,
+                                       group=group)  # fmt: skip
+    if report is None:
+        return 0
     write_json(args.json, report, indent=2)
     table = format_markdown(report)
     print(table)
@@ -107,7 +113,8 @@ def add_quality_command(bench_commands) -> None:
         help="the occlusion benchmark: methods vs the synthetic world's ground truth",
         description="Builds synthetic occluded videos, inverts each with every method, edits, "
         "removes the object and renders held-out views, and compares all with ground truth. "
-        "Finished (video, method) pairs in --out are reused, so an interrupted run resumes.",
+        "Finished (video, method) pairs in --out are reused, so an interrupted run resumes. "
+        "Under torchrun the ranks share the pairs and rank 0 writes the merged report.",
     )
     ids = ",".join(map(str, DEFAULT_IDENTITIES))
     quality.add_argument("--identities", type=_ints, default=DEFAULT_IDENTITIES,

@@ -13,52 +13,90 @@ from innout.invert.settings import METHODS, PRESETS, InversionSettings, parse_se
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
+    from innout import distributed
+
     overrides = {
         field.name: getattr(args, field.name)
         for field in dataclasses.fields(InversionSettings)
         if getattr(args, field.name) is not None
     }
+    batch = len(args.input) > 1
+    if batch and (args.masks or args.cameras):
+        raise ValueError("--masks and --cameras name one input's files; with several inputs "
+                         "each folder brings its own")  # fmt: skip
     try:
-        result = _run_invert(args, overrides)
+        with distributed.join(args.device, data_parallel=not batch) as group:
+            if batch:
+                return _run_batch(args, overrides, group)
+            result = _run_invert(args, overrides, group)
     except KeyboardInterrupt:
         from innout.invert import run_folder
 
         out = Path(args.out)
-        if any((f / run_folder.MANIFEST).is_file() for f in (out, run_folder.staging_folder(out))):
-            print(f"innout: interrupted, resume with --resume (innout invert {args.input} --out "
-                  f"{args.out} --resume)", file=sys.stderr)  # fmt: skip
+        written = (out, run_folder.staging_folder(out))
+        if not batch and any((f / run_folder.MANIFEST).is_file() for f in written):
+            print(f"innout: interrupted, resume with --resume (innout invert {args.input[0]} "
+                  f"--out {args.out} --resume)", file=sys.stderr)  # fmt: skip
+        elif batch:
+            print("innout: interrupted, resume the batch with --resume", file=sys.stderr)
         else:
             print("innout: interrupted before the run folder was written", file=sys.stderr)
         return 130
+    if not group.is_main:
+        return 0
     manifest = json.loads((result.folder / "run.json").read_text())
     seconds = sum(manifest["seconds"].values())
+    ranks = f" on {group.world_size} ranks" if group.world_size > 1 else ""
     print(
-        f"inverted {result.frames} frames with {result.method} in {seconds:.0f} s: "
+        f"inverted {result.frames} frames with {result.method}{ranks} in {seconds:.0f} s: "
         f"PSNR {manifest['metrics']['psnr']:.2f} dB, SSIM {manifest['metrics']['ssim']:.3f} "
         f"-> {result.folder}"
     )
     return 0
 
 
-def _run_invert(args: argparse.Namespace, overrides: dict):
-    from innout.invert.run import invert
+def _options(args: argparse.Namespace, overrides: dict, group) -> dict:
+    from innout import distributed
 
-    return invert(
-        args.input,
+    return dict(
         network=args.network,
-        cameras=args.cameras,
-        masks=args.masks,
         method=args.method,
         preset_name=args.preset,
-        device=args.device,
-        out=args.out,
-        resume=args.resume,
-        force=args.force,
+        device=distributed.rank_device(args.device, group.local_rank),
         progress=not args.quiet,
         lpips_vgg=args.lpips_vgg,
         lpips_lin=args.lpips_lin,
         **overrides,
     )
+
+
+def _run_invert(args: argparse.Namespace, overrides: dict, group):
+    from innout.invert.run import invert
+
+    return invert(args.input[0], cameras=args.cameras, masks=args.masks, out=args.out,
+                  resume=args.resume, force=args.force,
+                  **_options(args, overrides, group))  # fmt: skip
+
+
+def _run_batch(args: argparse.Namespace, overrides: dict, group) -> int:
+    from innout.invert.batch import SUMMARY, invert_batch
+
+    def report(record: dict) -> None:
+        if record["status"] != "complete":
+            print(f"{record['input']}: {record['status']}", file=sys.stderr, flush=True)
+            return
+        psnr = record["metrics"].get("psnr", float("nan"))
+        done = "kept" if record["skipped"] else f"{record['seconds']:.0f} s"
+        where = f" (rank {record['rank']})" if group.world_size > 1 else ""
+        print(f"{record['input']}: PSNR {psnr:.2f} dB, {done}{where}", flush=True)
+
+    summary = invert_batch(args.input, args.out, group, resume=args.resume, force=args.force,
+                           on_job=report, **_options(args, overrides, group))  # fmt: skip
+    if summary is None:
+        return 0
+    print(f"{summary['complete']} of {len(summary['runs'])} inputs inverted, "
+          f"{summary['failed']} failed -> {Path(args.out) / SUMMARY}")  # fmt: skip
+    return 0 if summary["failed"] == 0 else 1
 
 
 def _setting_value(name: str, text: str):
@@ -74,9 +112,13 @@ def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
         "invert",
         help="invert a face video (w, wplus, pti, innout, innout-auto) into a run folder",
         description="Inverts a video file, a frames folder with an EG3D dataset.json, or a "
-        "folder written by `innout synth video` / `innout preprocess`.",
+        "folder written by `innout synth video` / `innout preprocess`. Under torchrun one input "
+        "is inverted by all ranks together (each step's frames are shared among them) and "
+        "several inputs are spread over the ranks.",
     )
-    parser.add_argument("input", help="video file or frames folder")
+    parser.add_argument(
+        "input", nargs="+", help="video file or frames folder; several: one run each, in --out"
+    )
     parser.add_argument("--network", default="tiny", help="tiny (bundled), .pkl or .safetensors")
     parser.add_argument(
         "--method",
@@ -85,7 +127,9 @@ def add_invert_command(subparsers: argparse._SubParsersAction) -> None:
         help="default: innout when the input has object masks, else innout-auto",
     )
     parser.add_argument("--preset", default="fast", choices=list(PRESETS))
-    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument(
+        "--out", required=True, help="run folder (several inputs: the folder of their run folders)"
+    )
     parser.add_argument("--masks", default=None, help="masks folder (255 face, 0 object)")
     parser.add_argument("--cameras", default=None, help="EG3D dataset.json")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")

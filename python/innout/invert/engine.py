@@ -15,12 +15,22 @@ stops with `DivergedError` and writes no result.
 Ctrl-C (SIGINT) while a stage runs under `stop_on_interrupt` finishes the current step, writes a
 checkpoint and raises `Interrupted`, so that `--resume` continues exactly there; a second Ctrl-C
 stops at once (the last periodic checkpoint is then the resume point).
+
+Data parallel (several ranks of one job, `innout.distributed`): every rank holds the same
+parameters; each step's frames are split into contiguous shares, one per rank; a rank's terms
+are means over its frames, weighted by its share of the step, so the sum over ranks is the
+single-process mean. Gradients (of per-frame tensors only the rows of the step's frames: the
+others are zero everywhere), the terms and the Ctrl-C flag go through one all-reduce, after
+which every rank takes the same decisions. Each frame's random draws come from its own
+generator, seeded by (seed, stage, step, position in the step), so a frame is rendered with
+the same draws whichever rank renders it. Only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import signal
 import sys
 import threading
@@ -32,6 +42,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from innout.distributed import SINGLE, Group
 from innout.invert.run_folder import save_checkpoint
 
 
@@ -41,6 +52,11 @@ class DivergedError(RuntimeError):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped the run after a step; a checkpoint of that step was written."""
+
+
+class TerminatedError(RuntimeError):
+    """SIGTERM stopped the run at once (torchrun sends it to every rank when one fails); the
+    last periodic checkpoint is the resume point."""
 
 
 _interrupt_requested = threading.Event()
@@ -61,12 +77,18 @@ def stop_on_interrupt() -> Iterator[None]:
         _interrupt_requested.set()
         print("\ninnout: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
 
+    def terminate(signum, frame) -> None:
+        raise TerminatedError("stopped by SIGTERM (under torchrun: another rank failed; torchrun's "
+                              "report names it)")  # fmt: skip
+
     _interrupt_requested.clear()
     previous = signal.signal(signal.SIGINT, handle)
+    previous_term = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         _interrupt_requested.clear()
 
 
@@ -78,20 +100,29 @@ class Stage:
         name: shown in progress bars, logs and checkpoints.
         steps: optimiser steps.
         groups: Adam parameter groups: {"params": [tensors], "lr": base learning rate}.
-        step_fn: (step, generator) -> {"loss": scalar tensor to minimise, other terms...}.
+        frames_fn: step -> the frames [B] (long) the step optimises, on every rank.
+        step_fn: (frames [b], draws) -> {"loss": scalar tensor to minimise, other terms...}, each
+            a mean over the given frames (b of the step's B on this rank); draws holds one
+            torch.Generator per given frame, for its random draws.
         lr_fn: (base lr, step) -> this step's learning rate (default: constant).
+        per_frame: parameters whose first dimension is the frame; only the rows of a step's
+            frames have gradients (the others are zero on every rank and are not all-reduced).
     """
 
     name: str
     steps: int
     groups: list[dict]
-    step_fn: Callable[[int, torch.Generator], dict[str, torch.Tensor]]
+    frames_fn: Callable[[int], torch.Tensor]
+    step_fn: Callable[[torch.Tensor, list[torch.Generator]], dict[str, torch.Tensor]]
     lr_fn: Callable[[float, int], float] = field(default=lambda base, step: base)
+    per_frame: tuple[torch.Tensor, ...] = ()
 
 
-def step_generator(seed: int, stage_index: int, step: int) -> torch.Generator:
-    """The random draws of one step (independent of what ran before: resumable)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + stage_index * 100_003 + step)
+def frame_generator(seed: int, stage_index: int, step: int, slot: int) -> torch.Generator:
+    """The random draws of the frame at position `slot` of step `step` (independent of what ran
+    before, and of the rank that renders it: resumable and data parallel)."""
+    digest = hashlib.blake2b(f"{seed}/{stage_index}/{step}/{slot}".encode(), digest_size=8)
+    return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
 
 
 def frame_batch(seed: int, stage_index: int, step: int, frames: int, batch: int) -> torch.Tensor:
@@ -133,8 +164,14 @@ class Engine:
         max_retries: int,
         checkpoint_path: Path | None,
         progress: bool = True,
+        group: Group = SINGLE,
     ) -> None:
         self.state = state
+        self.group = group
+        #: Per stage, what this launch measured of its steps: {"steps", "seconds" (wall time of
+        #: the steps), "reduce_seconds" (of it, in the all-reduce), "reduced_bytes" (per step
+        #: and rank; 0 for a single process)}.
+        self.step_costs: dict[str, dict[str, float]] = {}
         self.seed = seed
         self.checkpoint_every = checkpoint_every
         self.max_retries = max_retries
@@ -165,7 +202,7 @@ class Engine:
         }
 
     def checkpoint(self, stage_index, step, optimizer=None, lr_scale=1.0, retries=0) -> None:
-        if self.checkpoint_path is not None:
+        if self.checkpoint_path is not None and self.group.is_main:
             payload = self._payload(stage_index, step, optimizer, lr_scale, retries)
             save_checkpoint(self.checkpoint_path, payload)
 
@@ -182,23 +219,25 @@ class Engine:
         log = self.history.setdefault(stage.name, [])
         del log[start:]
         good = self._snapshot(start, optimizer)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        costs = self.step_costs.setdefault(
+            stage.name, {"steps": 0, "seconds": 0.0, "reduce_seconds": 0.0, "reduced_bytes": 0}
+        )
         bar = tqdm(total=stage.steps, initial=start, desc=stage.name, unit="step",
-                   disable=not self.progress, leave=False)  # fmt: skip
+                   disable=not self.progress or not self.group.is_main, leave=False)  # fmt: skip
         step = start
         while step < stage.steps:
             for group in optimizer.param_groups:
                 group["lr"] = stage.lr_fn(group["base_lr"], step) * lr_scale
             optimizer.zero_grad(set_to_none=True)
-            terms = stage.step_fn(step, step_generator(self.seed, stage_index, step))
-            loss = terms["loss"]
-            ok = _finite([loss])
+            began = time.perf_counter()
+            record, stop = self._step(stage, stage_index, step, params)
+            ok = record is not None
             if ok:
-                loss.backward()
-                params = [p for g in optimizer.param_groups for p in g["params"]]
-                ok = _finite(p.grad for p in params if p.grad is not None)
-                if ok:
-                    optimizer.step()
-                    ok = _finite(params)
+                optimizer.step()
+                ok = _finite(params)
+            costs["steps"] += 1
+            costs["seconds"] += time.perf_counter() - began
             if not ok:
                 retries += 1
                 self.recoveries.append({"stage": stage.name, "step": step, "restored": good[0]})
@@ -214,7 +253,6 @@ class Engine:
                 del log[step:]
                 bar.n = step
                 continue
-            record = {name: float(value.detach()) for name, value in terms.items()}
             log.append(record)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in list(record.items())[:4]})
@@ -222,12 +260,83 @@ class Engine:
             if step % self.checkpoint_every == 0 or step == stage.steps:
                 good = self._snapshot(step, optimizer)
                 self.checkpoint(stage_index, step, optimizer, lr_scale, retries)
-            elif _interrupt_requested.is_set():
+            elif stop:
                 self.checkpoint(stage_index, step, optimizer, lr_scale, retries)
-            if _interrupt_requested.is_set():
+            if stop:
                 bar.close()
                 raise Interrupted(f"stage {stage.name!r} stopped after step {step}")
         bar.close()
+
+    def _step(self, stage: Stage, stage_index: int, step: int, params: list[torch.Tensor]):
+        """Runs this rank's share of one step and leaves the step's gradients in `params`.
+
+        Returns (the step's terms, or None when the loss or a gradient is not finite; whether
+        Ctrl-C asks every rank to stop after this step)."""
+        frames = stage.frames_fn(step)
+        group = self.group
+        if group.data_parallel and len(frames) < group.world_size:
+            raise ValueError(
+                f"stage {stage.name!r} optimises {len(frames)} frame(s) a step, fewer than the "
+                f"{group.world_size} ranks: raise batch_frames to at least {group.world_size}"
+            )
+        mine = group.shard(len(frames))
+        draws = [frame_generator(self.seed, stage_index, step, slot) for slot in mine]
+        terms = stage.step_fn(frames[mine.start : mine.stop], draws)
+        share = len(mine) / len(frames)
+        loss = terms["loss"]
+        values = torch.stack([value.detach().reshape(()) for value in terms.values()]) * share
+        stop = _interrupt_requested.is_set()
+        if not group.data_parallel:
+            if not _finite([loss]):
+                return None, stop
+            loss.backward()
+        else:
+            if loss.requires_grad:
+                (loss * share).backward()
+            stop = self._all_reduce(stage, frames, values, params, stop)
+        if not _finite([values]) or not _finite(p.grad for p in params if p.grad is not None):
+            return None, stop
+        return dict(zip(terms, values.tolist())), stop
+
+    def _all_reduce(self, stage, frames, values, params, stop: bool) -> bool:
+        """Sums the terms (in place), the gradients and the stop flags of every rank in one
+        all-reduce; returns whether any rank asked to stop."""
+        per_frame = {id(p) for p in stage.per_frame}
+        rows = frames.unique()
+        parts = [values, values.new_tensor([float(stop)])]
+        parts.append(values.new_tensor([float(p.grad is not None) for p in params]))
+        for p in params:
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            if id(p) in per_frame:
+                grad = grad[rows.to(grad.device)]
+            parts.append(grad.reshape(-1).to(values.dtype))
+        flat = torch.cat(parts)
+        began = time.perf_counter()
+        self.group.all_reduce(flat)
+        costs = self.step_costs[stage.name]
+        costs["reduce_seconds"] += time.perf_counter() - began
+        costs["reduced_bytes"] = flat.numel() * flat.element_size()
+        offset = len(values)
+        values.copy_(flat[:offset])
+        stop = bool(flat[offset] > 0)
+        used = flat[offset + 1 : offset + 1 + len(params)] > 0
+        offset += 1 + len(params)
+        for p, has_grad in zip(params, used.tolist()):
+            if not has_grad:
+                p.grad = None
+                offset += (len(rows) * p[0].numel()) if id(p) in per_frame else p.numel()
+                continue
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            if id(p) in per_frame:
+                count = len(rows) * p[0].numel()
+                target = rows.to(p.device)
+                p.grad[target] = flat[offset : offset + count].view_as(p.grad[target])
+            else:
+                count = p.numel()
+                p.grad.copy_(flat[offset : offset + count].view_as(p))
+            offset += count
+        return stop
 
     def _snapshot(self, step: int, optimizer: torch.optim.Optimizer) -> tuple:
         state = {k: v.detach().clone() for k, v in self.state.state_dict().items()}

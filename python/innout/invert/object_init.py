@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from innout.distributed import SINGLE, Group
 from innout.eg3d import camera
-from innout.invert.engine import frame_batch
+from innout.invert.engine import Stage, frame_batch
 from innout.invert.object_field import ObjectField
 from innout.invert.state import InversionState, render_frames
 
@@ -60,16 +61,18 @@ class Evidence:
 
 
 @torch.no_grad()
-def face_surface(generator, state: InversionState, targets, settings) -> tuple:
+def face_surface(generator, state: InversionState, targets, settings, group: Group = SINGLE):
     """(depth [T, R*R], raw image [T, 3, R, R]) of step 1's latents (rebuilt from step 1's
     parameters, so a resumed run sees what the fresh one saw), rendered without the object at
-    the optimisation's resolution with deterministic samples."""
-    every = torch.arange(targets.frames, device=targets.raw.device)
+    the optimisation's resolution with deterministic samples; each rank of `group` renders its
+    share of the frames."""
+    device = targets.raw.device
+    mine = group.shard(targets.frames)
+    every = torch.arange(targets.frames, device=device)
     latents = state.step1_latents(settings.residual_scale, every)
     depths, images = [], []
-    for start in range(0, targets.frames, settings.batch_frames):
-        index = torch.arange(start, min(start + settings.batch_frames, targets.frames),
-                             device=targets.raw.device)  # fmt: skip
+    for start in range(mine.start, mine.stop, settings.batch_frames):
+        index = torch.arange(start, min(start + settings.batch_frames, mine.stop), device=device)
         out = render_frames(
             generator, state, latents[index], targets.cameras[index], index,
             with_object=False, superresolve=False, resolution=targets.raw.shape[-1],
@@ -77,7 +80,8 @@ def face_surface(generator, state: InversionState, targets, settings) -> tuple:
         )  # fmt: skip
         depths.append(out.depth.flatten(1))
         images.append(out.image_raw)
-    return torch.cat(depths), torch.cat(images)
+    depth, image = torch.cat(depths), torch.cat(images)  # every rank has a frame (run.invert)
+    return group.gather_shards(depth, targets.frames), group.gather_shards(image, targets.frames)
 
 
 def unexplained_pixels(reconstruction: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -90,10 +94,12 @@ def unexplained_pixels(reconstruction: torch.Tensor, frames: torch.Tensor) -> to
     return (error > threshold).float()
 
 
-def gather_evidence(generator, state, targets, settings, masked: bool) -> Evidence:
+def gather_evidence(
+    generator, state, targets, settings, masked: bool, group: Group = SINGLE
+) -> Evidence:
     """The evidence the object field is fitted to: the input masks when `masked`, else the
     pixels step 1 cannot explain."""
-    depth, reconstruction = face_surface(generator, state, targets, settings)
+    depth, reconstruction = face_surface(generator, state, targets, settings, group)
     if masked:
         object_masks = 1 - targets.masks_raw
     else:
@@ -114,8 +120,8 @@ def slab_thickness(object_masks: torch.Tensor, depth: torch.Tensor, cameras: tor
 
 
 def _draw(weights: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
-    """Ray indices [B, count] drawn per row of weights [B, M] (uniform where a row is 0)."""
-    weights = weights + (weights.sum(1, keepdim=True) == 0).float()
+    """Ray indices [count] drawn from one frame's weights [M] (uniform where they are all 0)."""
+    weights = weights + (weights.sum() == 0).float()
     return torch.multinomial(weights.cpu(), count, replacement=True, generator=generator).to(
         weights.device
     )
@@ -128,68 +134,74 @@ def _pick(values: torch.Tensor, rays: torch.Tensor) -> torch.Tensor:
     return torch.gather(values, 1, rays[..., None].expand(-1, -1, values.shape[-1]))
 
 
-def fit_object(
+def object_init_stage(
     field: ObjectField,
     evidence: Evidence,
     targets,
     render_settings,
-    steps: int,
-    lr: float,
-    seed: int,
-    batch_frames: int,
-) -> list[float]:
-    """Fits `field` to the evidence for `steps` Adam steps of `batch_frames` frames; returns the
-    loss of every step."""
+    settings,
+) -> Stage:
+    """The fit of `field` to the evidence: `object_init_steps` Adam steps of `batch_frames`
+    frames at the object learning rate."""
     frames, resolution = targets.frames, targets.raw.shape[-1]
     origins, directions = camera.pixel_rays(targets.cameras, resolution)
     colours = (targets.raw.flatten(2).transpose(1, 2) + 1) / 2  # [T, M, 3] feature space
     masks, depth = evidence.object_masks, evidence.face_depth
     thickness = slab_thickness(masks, depth, targets.cameras)
     near, far = render_settings.ray_start, render_settings.ray_end
-    optimizer = torch.optim.Adam(field.parameters(), lr=lr)
-    draws = torch.Generator().manual_seed(seed * 1_000_003 + INIT_STAGE)
-    losses = []
-    for step in range(steps):
-        index = frame_batch(seed, INIT_STAGE, step, frames, batch_frames).to(masks.device)
-        batch = len(index)
 
-        def uniform(count: int, rows: int = batch) -> torch.Tensor:
-            return torch.rand(rows, count, generator=draws).to(masks.device)
+    def frame_points(frame: int, draws: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame's ray indices [P] and depths [P] (object slab, in front, elsewhere)."""
 
-        has_object = (masks[index].sum(1) > 0).float()
-        slab = thickness[index][:, None]
+        def uniform(count: int) -> torch.Tensor:
+            return torch.rand(count, generator=draws).to(masks.device)
+
+        slab = thickness[frame]
         # Object rays: a point inside the slab, and one in front of it.
-        object_rays = _draw(masks[index], POSITIVE_POINTS, draws)
-        surface = _pick(depth[index], object_rays)
+        object_rays = _draw(masks[frame], POSITIVE_POINTS, draws)
+        surface = depth[frame][object_rays]
         inside = surface - SLAB_GAP - slab * uniform(POSITIVE_POINTS)
         in_front = near + (surface - SLAB_GAP - slab - near).clamp_min(0) * uniform(POSITIVE_POINTS)
         # Any other ray: empty from near to far.
-        other_rays = _draw(1 - masks[index], NEGATIVE_POINTS - POSITIVE_POINTS, draws)
-        anywhere = near + (far - near) * uniform(NEGATIVE_POINTS - POSITIVE_POINTS)
+        others = NEGATIVE_POINTS - POSITIVE_POINTS
+        other_rays = _draw(1 - masks[frame], others, draws)
+        anywhere = near + (far - near) * uniform(others)
         # Half of them where another frame's object may be: in front of this ray's surface.
-        other_surface = _pick(depth[index], other_rays)
-        near_surface = other_surface - (SLAB_MAX + SLAB_GAP) * uniform(anywhere.shape[1])
-        half = anywhere.shape[1] // 2
-        anywhere = torch.cat([anywhere[:, :half], near_surface[:, half:]], 1)
-        rays = torch.cat([object_rays, object_rays, other_rays], 1)
-        t = torch.cat([inside, in_front, anywhere], 1)
+        near_surface = depth[frame][other_rays] - (SLAB_MAX + SLAB_GAP) * uniform(others)
+        anywhere = torch.cat([anywhere[: others // 2], near_surface[others // 2 :]])
+        rays = torch.cat([object_rays, object_rays, other_rays])
+        return rays, torch.cat([inside, in_front, anywhere])
+
+    def step_fn(index: torch.Tensor, draws: list[torch.Generator]) -> dict[str, torch.Tensor]:
+        index = index.to(masks.device)
+        picked = [frame_points(int(frame), one) for frame, one in zip(index, draws)]
+        rays = torch.stack([r for r, _ in picked])
+        t = torch.stack([t for _, t in picked])
         points = _pick(origins[index], rays) + t[..., None] * _pick(directions[index], rays)
         raw_density, features, blend = field.evaluate(points, index, render_settings.box_warp)
         density = F.softplus(raw_density - 1)
         filled = POSITIVE_POINTS
         positive = density[:, :filled]
         empty = torch.cat([density[:, filled : 2 * filled], density[:, 2 * filled :]], 1)
-        weight = has_object[:, None]
-        slab_transmittance = torch.exp(-positive * slab)
-        colour_error = (features[:, :filled, :3] - _pick(colours[index], object_rays)).square()
+        weight = (masks[index].sum(1) > 0).float()[:, None]
+        slab_transmittance = torch.exp(-positive * thickness[index][:, None])
+        colour_error = (features[:, :filled, :3] - _pick(colours[index], rays[:, :filled])).square()
         blend_error = (1 - blend[:, :filled]).square()
         loss = (
             (weight * (slab_transmittance.square() + colour_error.mean(-1) + blend_error)).mean()
             + (1 - torch.exp(-empty * EMPTY_LENGTH)).mean()
             + EMPTY_BLEND_WEIGHT * blend[:, 2 * filled :].square().mean()
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses
+        return {"loss": loss}
+
+    def frames_fn(step: int) -> torch.Tensor:
+        return frame_batch(settings.seed, INIT_STAGE, step, frames, settings.batch_frames)
+
+    return Stage(
+        name="object_init",
+        steps=settings.object_init_steps,
+        groups=[{"params": list(field.parameters()), "lr": settings.object_lr}],
+        frames_fn=frames_fn,
+        step_fn=step_fn,
+        per_frame=tuple(p for p in (field.codes, field.residual_planes) if p is not None),
+    )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from innout import atomic
+from innout import atomic, distributed
 from innout.eg3d.generator import TriPlaneGenerator
 from innout.eg3d.networks import network_file
 from innout.invert import object_init, run_folder, stages
@@ -23,12 +24,14 @@ from innout.lpips import PerceptualLoss
 from innout.provenance import provenance
 
 
-def stage_names(method: str) -> list[str]:
-    """The stages a method runs, in order."""
+def stage_names(method: str, settings: InversionSettings | None = None) -> list[str]:
+    """The stages a method runs, in order (the object field's fit to the evidence only when
+    `settings` asks for it)."""
     if method == "pti":
         return ["latent", "pti"]
     if method in COMPOSITE_METHODS:
-        return ["latent", "composite", "superres"]
+        fit = settings is not None and settings.object_init_steps > 0
+        return ["latent", *(["object_init"] if fit else []), "composite", "superres"]
     return ["latent"]
 
 
@@ -97,26 +100,57 @@ def invert(
         force: replace an existing run folder.
         lpips_vgg, lpips_lin: LPIPS weight files (see innout.lpips; default: searched).
     """
-    from innout.eg3d.loading import load_generator
-    from innout.invert.result import InversionResult, write_outputs
-
     if method is not None and method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    out_path = final_out = Path(out) if out is not None else None
-    manifest = None
-    if out_path is not None:
-        inputs = [None if isinstance(video, Clip) else video, cameras, masks]
-        run_folder.check_run_folder(out_path, resume, force, inputs)
-        out_path = run_folder.write_target(out_path, resume)
-    elif resume:
+    if out is None and resume:
         raise InputError("resume needs the run folder (out)")
     if settings is None:
         settings = preset(preset_name, **overrides)
     elif overrides:
         settings = dataclasses.replace(settings, **overrides)
+    group = distributed.current()
+    if group.data_parallel:
+        device = distributed.rank_device(device, group.local_rank)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with contextlib.ExitStack() as held:
+        out_path, manifest = _open_run_folder(video, cameras, masks, out, resume, force, group,
+                                              held)  # fmt: skip
+        return _invert(video, network, cameras, masks, method, preset_name, device, out,
+                       out_path, manifest, settings, resume, progress, lpips_vgg, lpips_lin,
+                       group)  # fmt: skip
+
+
+def _open_run_folder(video, cameras, masks, out, resume, force, group, held):
+    """Rank 0 checks the run folder, locks it for this job (held until `held` closes) and, for
+    a resumed run, reads its manifest; every rank gets (the folder written, the manifest) or
+    the error rank 0 met."""
+    if out is None:
+        return None, None
+    out_path, manifest, outcome = Path(out), None, None
+    if group.is_main:
+        try:
+            inputs = [None if isinstance(video, Clip) else video, cameras, masks]
+            run_folder.check_run_folder(out_path, resume, force, inputs)
+            held.enter_context(run_folder.locked(out_path))
+            run_folder.check_run_folder(out_path, resume, force, inputs)  # now under the lock
+            out_path = run_folder.write_target(out_path, resume)
+            if resume:
+                manifest = run_folder.read_manifest(out_path)
+                run_folder.remove_stale_temporaries(out_path)
+        except Exception as error:
+            outcome = error
+    group.follow_main(outcome)
+    return group.broadcast(out_path), group.broadcast(manifest)
+
+
+def _invert(video, network, cameras, masks, method, preset_name, device, out, out_path,
+            manifest, settings, resume, progress, lpips_vgg, lpips_lin, group):  # fmt: skip
+    """invert() once the run folder is open (see there)."""
+    from innout.eg3d.loading import load_generator
+    from innout.invert.result import InversionResult, write_outputs
+
+    final_out = Path(out) if out is not None else None
     if resume:
-        manifest = run_folder.read_manifest(out_path)
-        run_folder.remove_stale_temporaries(out_path)
         recorded = InversionSettings(**manifest["settings"])
         method = method or manifest["method"]
         if manifest["method"] != method or recorded != settings:
@@ -125,13 +159,18 @@ def invert(
                              f"{manifest['preset']!r} with its recorded settings)")  # fmt: skip
         if manifest.get("status") == "complete":
             raise InputError(f"{out_path}: the run is already complete")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     clip = video if isinstance(video, Clip) else load_clip(video, cameras, masks)
     if method is None:
         method = "innout" if clip.masks is not None else "innout-auto"
     if method == "innout" and clip.masks is None:
         raise InputError("method 'innout' needs object masks (a masks/ folder or masks=...); "
                          "use 'innout-auto' for the mask-free variant")  # fmt: skip
+    if group.data_parallel and min(settings.batch_frames, len(clip)) < group.world_size:
+        raise InputError(
+            f"{group.world_size} ranks share each step's frames: batch_frames "
+            f"({settings.batch_frames}) and the clip's frames ({len(clip)}) must be at least "
+            f"{group.world_size}"
+        )
     generator = network if isinstance(network, TriPlaneGenerator) else load_generator(network)
     generator = generator.to(device).eval().requires_grad_(False)
     perceptual = PerceptualLoss(lpips_vgg, lpips_lin).to(device)
@@ -149,8 +188,8 @@ def invert(
     # opens when the run and its input move together.
     source = str(Path(clip.source).resolve()) if clip.source else ""
     source_from_run = os.path.relpath(source, final_out.resolve()) if source and final_out else ""
+    writes = out_path is not None and group.is_main
     if out_path is not None and not resume:
-        run_folder.create_run_folder(out_path)
         manifest = {
             "format": run_folder.MANIFEST_FORMAT,
             "status": "running",
@@ -174,6 +213,13 @@ def invert(
             "device": str(device),
             "seconds": {},
         }
+    if manifest is not None:
+        manifest.setdefault("launches", []).append(
+            {"world_size": group.world_size, "backend": group.backend or "none"}
+        )
+    if writes:
+        if not resume:
+            run_folder.create_run_folder(out_path)
         run_folder.write_manifest(out_path, manifest)
 
     engine = Engine(
@@ -183,13 +229,18 @@ def invert(
         settings.max_retries,
         out_path / run_folder.CHECKPOINT if out_path is not None else None,
         progress,
+        group,
     )
     seconds: dict[str, float] = dict(manifest["seconds"]) if manifest else {}
     first_stage, checkpoint = 0, None
     checkpoint_file = out_path / run_folder.CHECKPOINT if out_path is not None else None
-    # A run stopped before its first checkpoint starts again from the beginning.
-    if resume and checkpoint_file.is_file():
+    # A run stopped before its first checkpoint starts again from the beginning. Rank 0 reads
+    # the checkpoint and hands it to the others (only its machine needs the run folder).
+    if resume and group.is_main and checkpoint_file.is_file():
         checkpoint = run_folder.load_checkpoint(checkpoint_file)
+    if resume:
+        checkpoint = group.broadcast(checkpoint)
+    if checkpoint is not None:
         state.load_state_dict(checkpoint["state"])
         engine.history = checkpoint["history"]
         engine.recoveries = checkpoint["recoveries"]
@@ -198,7 +249,7 @@ def invert(
         if checkpoint["step"] == 0 and first_stage > 0:
             checkpoint = None
 
-    names = stage_names(method)
+    names = stage_names(method, settings)
     try:
         with stop_on_interrupt():
             for index in range(first_stage, len(names)):
@@ -208,7 +259,7 @@ def invert(
                 engine.stage_clock = time.time() - earlier
                 engine.metadata = {"seconds": seconds}
                 stage = _build_stage(name, generator, state, targets, settings, perceptual,
-                                     method, resume_from is None, engine.history)  # fmt: skip
+                                     method, resume_from is None, group)  # fmt: skip
                 engine.run(index, stage, resume_from)
                 _finish_stage(name, state, settings)
                 seconds[name] = seconds.get(name, 0.0) + engine.stage_seconds()
@@ -217,7 +268,7 @@ def invert(
                 engine.checkpoint(index + 1, 0)
                 state.requires_grad_(False)
     except BaseException as error:
-        if manifest is not None:
+        if writes:
             _record_failure(out_path, manifest, error)
         raise
 
@@ -225,9 +276,10 @@ def invert(
     result.history = engine.history
     result.network_name = "" if isinstance(network, TriPlaneGenerator) else str(network)
     result.fps = clip.fps
-    if out_path is not None:
+    if writes:
         manifest["seconds"] = seconds
         manifest["recoveries"] = engine.recoveries
+        manifest["launches"][-1]["steps"] = _step_costs(engine.step_costs)
         try:
             write_outputs(result, clip, targets, out_path, manifest, progress)
         except BaseException as error:
@@ -236,8 +288,24 @@ def invert(
         (out_path / run_folder.CHECKPOINT).unlink(missing_ok=True)
         if out_path != final_out:
             run_folder.promote(out_path, final_out)
+    group.barrier()  # the other ranks return once rank 0 has written the run
+    if final_out is not None:
         result.folder = final_out
     return result
+
+
+def _step_costs(costs: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """What a launch measured of each stage's steps, per step (run.json's launches)."""
+    return {
+        name: {
+            "steps": int(c["steps"]),
+            "seconds_per_step": round(c["seconds"] / c["steps"], 4),
+            "all_reduce_seconds_per_step": round(c["reduce_seconds"] / c["steps"], 4),
+            "all_reduced_bytes_per_step": int(c["reduced_bytes"]),
+        }
+        for name, c in costs.items()
+        if c["steps"]
+    }
 
 
 def _record_failure(folder: Path, manifest: dict, error: BaseException) -> None:
@@ -251,10 +319,10 @@ def _record_failure(folder: Path, manifest: dict, error: BaseException) -> None:
         pass
 
 
-def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh, history):
+def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh, group):
     if name == "latent":
         if fresh:
-            best = stages.initial_latent(generator, targets, settings, perceptual)
+            best = stages.initial_latent(generator, targets, settings, perceptual, group)
             state.w_shared.data.copy_(best[:, : state.w_shared.shape[1]])
         state.w_shared.requires_grad_(True)
         state.residuals.requires_grad_(True)
@@ -265,32 +333,28 @@ def _build_stage(name, generator, state, targets, settings, perceptual, method, 
                        state.generator.superresolution):  # fmt: skip
             module.requires_grad_(True)
         return stages.pti_stage(generator, state, targets, settings, perceptual)
+    masked = method == "innout"
+    if name == "object_init":
+        evidence = object_init.gather_evidence(generator, state, targets, settings, masked, group)
+        state.object.requires_grad_(True)
+        return object_init.object_init_stage(
+            state.object, evidence, targets, generator.render_settings(), settings
+        )
     if name == "composite":
-        return _composite(generator, state, targets, settings, perceptual, method, fresh, history)
+        return _composite(generator, state, targets, settings, perceptual, masked, group)
     if name == "superres":
-        features = _composite_features(generator, state, targets, settings)
+        features = _composite_features(generator, state, targets, settings, group)
         state.superresolution.requires_grad_(True)
         return stages.superres_stage(generator, state, targets, settings, perceptual, features)
     raise ValueError(f"unknown stage {name!r}")
 
 
-def _composite(generator, state, targets, settings, perceptual, method, fresh, history):
-    """Step 2, after fitting the object field to the evidence when the run starts it."""
-    masked = method == "innout"
-    face_masks = targets.masks_raw if masked else None
-    fit = fresh and settings.object_init_steps > 0
-    if fit or not masked:
-        evidence = object_init.gather_evidence(generator, state, targets, settings, masked)
-        if not masked:
-            face_masks = 1 - evidence.object_masks.reshape_as(targets.raw[:, :1])
-        if fit:
-            state.object.requires_grad_(True)
-            fit_losses = object_init.fit_object(
-                state.object, evidence, targets, generator.render_settings(),
-                settings.object_init_steps, settings.object_lr, settings.seed,
-                settings.batch_frames,
-            )  # fmt: skip
-            history["object_init"] = [{"loss": loss} for loss in fit_losses]
+def _composite(generator, state, targets, settings, perceptual, masked, group):
+    """Step 2: against the input masks ("innout") or the evidence masks ("innout-auto")."""
+    face_masks = targets.masks_raw
+    if not masked:
+        evidence = object_init.gather_evidence(generator, state, targets, settings, False, group)
+        face_masks = 1 - evidence.object_masks.reshape_as(targets.raw[:, :1])
     state.object.requires_grad_(True)
     # A frozen face (ratio 0) builds no graph through the backbone and the face decoder.
     state.ws.requires_grad_(settings.latent_lr_ratio > 0)
@@ -300,19 +364,21 @@ def _composite(generator, state, targets, settings, perceptual, method, fresh, h
 
 
 @torch.no_grad()
-def _composite_features(generator, state, targets, settings) -> torch.Tensor:
+def _composite_features(generator, state, targets, settings, group) -> torch.Tensor:
+    """The composite feature images [T, 32, R, R] step 3 trains on (each rank renders its share
+    of the frames)."""
     from innout.invert.result import RENDER_SEED
     from innout.invert.state import render_frames
 
     features = []
-    for t in range(targets.frames):
+    for t in group.shard(targets.frames):
         index = torch.tensor([t], device=targets.image.device)
         out = render_frames(
             generator, state, state.ws[index], targets.cameras[index], index,
             seed=RENDER_SEED, samples_multiplier=settings.samples_multiplier,
         )  # fmt: skip
         features.append(out.features)
-    return torch.cat(features)
+    return group.gather_shards(torch.cat(features), targets.frames)
 
 
 def _finish_stage(name: str, state: InversionState, settings: InversionSettings) -> None:

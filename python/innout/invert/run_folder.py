@@ -18,9 +18,12 @@ last file is in place, then "complete".
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -105,11 +108,37 @@ def write_target(out: Path, resume: bool) -> Path:
 
 
 def create_run_folder(out: Path) -> None:
-    """An empty run folder at `out` (replacing what check_run_folder allowed to replace: an
-    earlier staging folder or an empty folder)."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    """An empty run folder at `out` (emptying what check_run_folder allowed to replace: an
+    earlier staging folder or an empty folder; the folder itself stays, with its lock)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the run folder `out` (created, empty, when missing) for the
+    block, so that no other process writes, replaces or resumes it meanwhile (InputError if one
+    holds it). The lock dies with the process: a killed run leaves none behind. A folder this
+    call created and nothing filled is removed again."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    handle = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        raise InputError(f"{out}: another innout process is writing this run folder; wait for "
+                         "it to finish or stop it first") from None  # fmt: skip
+    try:
+        yield
+    finally:
+        os.close(handle)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def promote(staging: Path, out: Path) -> None:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
+from innout.distributed import SINGLE, Group
 from innout.eg3d import camera
 from innout.eg3d.generator import PLANE_CHANNELS, TriPlaneGenerator
 from innout.invert import losses
-from innout.invert.engine import Stage, frame_batch, steps_for_epochs
+from innout.invert.engine import Stage, frame_batch, frame_generator, steps_for_epochs
 from innout.invert.settings import InversionSettings
 from innout.invert.state import InversionState, render_frames
 from innout.profiling import region
@@ -37,6 +38,15 @@ class Targets:
         return self.image.shape[0]
 
 
+def _frames(settings: InversionSettings, targets: Targets, stage_number: int):
+    """The frames of each step of a stage: epochs of `batch_frames`-frame slices."""
+
+    def frames_fn(step: int) -> torch.Tensor:
+        return frame_batch(settings.seed, stage_number, step, targets.frames, settings.batch_frames)
+
+    return frames_fn
+
+
 def _image_terms(perceptual, settings, image, target) -> tuple[torch.Tensor, torch.Tensor]:
     return settings.l2_weight * losses.l2(image, target), settings.perceptual_weight * perceptual(
         image, target
@@ -49,10 +59,11 @@ def initial_latent(
     targets: Targets,
     settings: InversionSettings,
     perceptual,
-    progress_label: str | None = None,
+    group: Group = SINGLE,
 ) -> torch.Tensor:
     """The best of `init_samples` random latents (psi 1, frontal conditioning), scored by
-    perceptual + L2 distance at the scored frames' cameras: [1, num_ws, w_dim]."""
+    perceptual + L2 distance at the scored frames' cameras: [1, num_ws, w_dim]. The scored
+    frames are shared among the ranks of `group`."""
     device = targets.image.device
     seeded = torch.Generator().manual_seed(settings.seed)
     z = torch.randn(settings.init_samples, generator.z_dim, generator=seeded).to(device)
@@ -60,22 +71,25 @@ def initial_latent(
     candidates = generator.mapping(z, frontal)
     count = min(settings.init_frames or targets.frames, targets.frames)
     scored = torch.linspace(0, targets.frames - 1, count).round().long().unique()
-    best, best_score = None, float("inf")
+    mine = group.shard(len(scored))
+    local = scored[mine.start : mine.stop]
+    scores = torch.zeros(len(candidates), dtype=torch.float64)
     state = InversionState(generator, "wplus", 1, 0, settings.seed)
-    for candidate in candidates:
-        ws = candidate[None].expand(len(scored), -1, -1)
+    for number, candidate in enumerate(candidates):
+        if len(local) == 0:
+            continue
+        draws = [frame_generator(settings.seed, 0, -1, slot) for slot in mine]
         out = render_frames(
-            generator, state, ws, targets.cameras[scored], scored * 0,
-            torch_generator=torch.Generator(device=device).manual_seed(settings.seed),
-            samples_multiplier=settings.samples_multiplier,
+            generator, state, candidate[None].expand(len(local), -1, -1), targets.cameras[local],
+            local * 0, torch_generator=draws, samples_multiplier=settings.samples_multiplier,
             resolution=settings.render_resolution, backend=settings.backend,
         )  # fmt: skip
-        target = targets.image[scored]
+        target = targets.image[local]
         l2_term, perceptual_term = _image_terms(perceptual, settings, out.image, target)
-        score = float((l2_term + perceptual_term).mean())
-        if score < best_score:
-            best, best_score = candidate, score
-    return best[None].clone()
+        scores[number] = float((l2_term + perceptual_term).double().sum())
+    group.all_reduce(scores)
+    best = int(torch.argmin(scores))  # the first of equal scores
+    return candidates[best][None].clone()
 
 
 def latent_stage(
@@ -90,8 +104,7 @@ def latent_stage(
     target there is the render itself, so the face latents are not bent to imitate the object."""
     steps = steps_for_epochs(settings.latent_epochs, targets.frames, settings.batch_frames)
 
-    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
-        index = frame_batch(settings.seed, 0, step, targets.frames, settings.batch_frames)
+    def step_fn(index: torch.Tensor, draws: list[torch.Generator]) -> dict[str, torch.Tensor]:
         ws = state.step1_latents(settings.residual_scale, index)
         out = render_frames(
             generator, state, ws, targets.cameras[index], index,
@@ -116,8 +129,10 @@ def latent_stage(
         name="latent",
         steps=steps,
         groups=[{"params": [state.w_shared, state.residuals], "lr": settings.latent_lr}],
+        frames_fn=_frames(settings, targets, 0),
         step_fn=step_fn,
         lr_fn=lr_fn,
+        per_frame=(state.residuals,),
     )
 
 
@@ -135,8 +150,7 @@ def pti_stage(
         for p in module.parameters()
     ]
 
-    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
-        index = frame_batch(settings.seed, 1, step, targets.frames, settings.batch_frames)
+    def step_fn(index: torch.Tensor, draws: list[torch.Generator]) -> dict[str, torch.Tensor]:
         out = render_frames(
             generator, state, state.ws[index].detach(), targets.cameras[index], index,
             torch_generator=draws, samples_multiplier=settings.samples_multiplier,
@@ -151,6 +165,7 @@ def pti_stage(
         name="pti",
         steps=steps_for_epochs(settings.pti_epochs, targets.frames, settings.batch_frames),
         groups=[{"params": params, "lr": settings.pti_lr}],
+        frames_fn=_frames(settings, targets, 1),
         step_fn=step_fn,
     )
 
@@ -173,8 +188,7 @@ def composite_stage(
     render_settings = generator.render_settings()
     cached_planes = _frozen_face_planes(generator, state, settings)
 
-    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
-        index = frame_batch(settings.seed, 1, step, targets.frames, settings.batch_frames)
+    def step_fn(index: torch.Tensor, draws: list[torch.Generator]) -> dict[str, torch.Tensor]:
         ws = state.ws[index]
         out = render_frames(
             generator, state, ws, targets.cameras[index], index,
@@ -225,7 +239,11 @@ def composite_stage(
             if settings.latent_lr_ratio > 0
             else []
         ),
+        frames_fn=_frames(settings, targets, 1),
         step_fn=step_fn,
+        per_frame=tuple(
+            p for p in (field.codes, field.residual_planes, state.ws) if p is not None
+        ),  # fmt: skip
     )
 
 
@@ -269,13 +287,11 @@ def _mask_terms(out, raw_target, face_masks, settings, scale) -> dict[str, torch
             ).mean()
         )
     if settings.blend_sparsity_weight > 0:
+        # Per frame, then averaged: a mean over frames, like every term (data parallel).
         face_rays = face_masks.flatten(1)
         per_ray = out.rays.blend.mean(-1)
-        terms["blend_sparsity"] = (
-            scale
-            * settings.blend_sparsity_weight
-            * ((per_ray * face_rays).sum() / face_rays.sum().clamp_min(1))
-        )
+        per_frame = (per_ray * face_rays).sum(1) / face_rays.sum(1).clamp_min(1)
+        terms["blend_sparsity"] = scale * settings.blend_sparsity_weight * per_frame.mean()
     return terms
 
 
@@ -290,8 +306,7 @@ def superres_stage(
     """Step 3 on fixed composite feature images [T, 32, R, R] (the object field and latents no
     longer change, so they are rendered once)."""
 
-    def step_fn(step: int, draws: torch.Generator) -> dict[str, torch.Tensor]:
-        index = frame_batch(settings.seed, 3, step, targets.frames, settings.batch_frames)
+    def step_fn(index: torch.Tensor, draws: list[torch.Generator]) -> dict[str, torch.Tensor]:
         x = features[index]
         image = state.superresolution(x[:, :3].clone(), x, state.ws[index].detach(),
                                       noise_mode="none")  # fmt: skip
@@ -303,5 +318,6 @@ def superres_stage(
         name="superres",
         steps=steps_for_epochs(settings.sr_epochs, targets.frames, settings.batch_frames),
         groups=[{"params": list(state.superresolution.parameters()), "lr": settings.sr_lr}],
+        frames_fn=_frames(settings, targets, 3),
         step_fn=step_fn,
     )

@@ -103,7 +103,7 @@ def render_frames(
     index: torch.Tensor,
     *,
     samples_multiplier: float = 1.0,
-    torch_generator: torch.Generator | None = None,
+    torch_generator: torch.Generator | list[torch.Generator] | None = None,
     seed: int | None = None,
     with_object: bool = True,
     blend_scale: torch.Tensor | None = None,
@@ -119,8 +119,9 @@ def render_frames(
     The face field is the run's fine-tuned generator for "pti", else `generator`; the object field
     is added for the In-N-Out methods unless `with_object` is False. Draws come from
     `torch_generator`, or from a generator seeded with `seed` (the same for every frame: no
-    flicker), or are deterministic when both are None. `resolution` is the neural rendering
-    resolution (0: the generator's); the super-resolution resizes other sizes to its input.
+    flicker), or are deterministic when both are None; a list holds one generator per frame.
+    `resolution` is the neural rendering resolution (0: the generator's); the super-resolution
+    resizes other sizes to its input.
     `planes` are the face tri-planes of `ws` when the caller already has them (a frozen face).
     """
     face = state.generator if state.generator is not None else generator

@@ -7,6 +7,7 @@ sampling for flicker-free video, chunking to bound memory, and the choice of op 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -103,17 +104,33 @@ def draw_uniforms(
     rays: int,
     settings: RenderSettings,
     device: torch.device,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> RenderUniforms:
-    """Draws the render's uniforms in EG3D's order and shapes (torch.rand, float32)."""
+    """Draws the render's uniforms in EG3D's order and shapes (torch.rand, float32).
+
+    `generator` is one generator for the whole batch, or one per batch item (each item's draws
+    then depend on its own generator only: the same whichever batch it is rendered in). Draws
+    are made on the generator's device and moved to `device`."""
     if settings.deterministic:
         return RenderUniforms(None, None)
+    if isinstance(generator, Sequence):
+        if len(generator) != batch:
+            raise ValueError(f"expected {batch} generators (one per batch item), got "
+                             f"{len(generator)}")  # fmt: skip
+        items = [draw_uniforms(1, rays, settings, device, one) for one in generator]
+        importance = None
+        if settings.fine_samples > 0:
+            importance = torch.cat([item.importance for item in items])
+        return RenderUniforms(torch.cat([item.stratified for item in items]), importance)
+    source = generator.device if generator is not None else device
     stratified = torch.rand(
-        (batch, rays, settings.coarse_samples), generator=generator, device=device
+        (batch, rays, settings.coarse_samples), generator=generator, device=source
     )
     importance = None
     if settings.fine_samples > 0:
         importance = torch.rand(
-            (batch, rays, settings.fine_samples), generator=generator, device=device
+            (batch, rays, settings.fine_samples), generator=generator, device=source
         )
-    return RenderUniforms(stratified, importance)
+    if importance is not None:
+        importance = importance.to(device)
+    return RenderUniforms(stratified.to(device), importance)
