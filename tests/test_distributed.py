@@ -152,6 +152,17 @@ def test_a_killed_rank_is_named_and_its_run_resumes_on_one_rank(clip_folder, tmp
     assert [launch["world_size"] for launch in manifest["launches"]] == [2, 1]
 
 
+def test_a_rank_that_fails_is_named_by_the_others(clip_folder, tmp_path):
+    out = tmp_path / "run"
+    result = _torchrun(str(HERE / "distributed_failing_rank.py"), "invert", str(clip_folder),
+                       "--out", str(out), "--method", "wplus", *RUN)  # fmt: skip
+    assert result.returncode != 0
+    message = ("rank 0: all_reduce with the other ranks failed: rank 1 failed: RuntimeError: out "
+               "of memory (simulated)")  # fmt: skip
+    assert f"innout: error: {message}" in result.stderr, result.stderr
+    assert json.loads((out / "run.json").read_text())["status"] == f"failed: {message}"
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

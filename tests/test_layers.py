@@ -14,8 +14,17 @@ PACKAGE = Path(innout.__file__).parent
 #: Lowest first. A name is a sub-package (python/innout/<name>/) or a module (<name>.py).
 LAYERS = (
     ("ops", "_C"),
-    ("atomic", "provenance", "profiling", "info", "metrics", "media", "plot", "lpips",
-     "distributed"),
+    (
+        "atomic",
+        "provenance",
+        "profiling",
+        "info",
+        "metrics",
+        "media",
+        "plot",
+        "lpips",
+        "distributed",
+    ),
     ("render",),
     ("eg3d",),
     ("scene",),

@@ -44,3 +44,22 @@ def test_benchmark_commands_are_valid():
         words = shlex.split(command, comments=True)
         assert words[:3] == ["innout", "bench", "quality"]
         assert suite_from_args(build_parser().parse_args(words[1:])).videos()
+
+
+def test_torchrun_commands_are_valid():
+    import shlex
+
+    from innout.cli import build_parser
+
+    pattern = r"### Many GPUs, many videos \(torchrun\)\n\n```bash\n(.*?)```"
+    match = re.search(pattern, README.read_text(), re.S)
+    assert match, "README has the torchrun commands"
+    commands = [line for line in match.group(1).replace("\\\n", " ").splitlines()
+                if not line.startswith("#")]  # fmt: skip
+    assert len(commands) == 4
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "torchrun" and "--nproc-per-node" in words
+        start = words.index("-m")
+        assert words[start + 1] == "innout"
+        build_parser().parse_args(words[start + 2 :])

@@ -19,6 +19,7 @@ import contextlib
 import datetime
 import os
 import pickle
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,11 @@ STORE_PREFIX = "innout"
 
 class PeerError(RuntimeError):
     """Another process of the job failed, vanished or did not answer in time."""
+
+
+#: Set once a collective of this process failed: it is ending with a PeerError, and a SIGTERM
+#: (torchrun stopping the job) must not replace that error by a vaguer one.
+peer_failure_seen = threading.Event()
 
 
 def timeout_seconds() -> float:
@@ -155,6 +161,7 @@ class Group:
         except PeerError:
             raise
         except RuntimeError as error:  # gloo / NCCL errors (DistBackendError is one)
+            peer_failure_seen.set()
             raise PeerError(self.describe_failure(what, error)) from None
 
     # The store: failure reports and lists of work.

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         from innout.invert import run_folder
 
+        if os.environ.get("RANK", "0") != "0":  # one rank speaks for the job
+            return 130
         out = Path(args.out)
         written = (out, run_folder.staging_folder(out))
         if not batch and any((f / run_folder.MANIFEST).is_file() for f in written):

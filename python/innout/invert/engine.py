@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from innout import distributed
 from innout.distributed import SINGLE, Group
 from innout.invert.run_folder import save_checkpoint
 
@@ -78,6 +79,8 @@ def stop_on_interrupt() -> Iterator[None]:
         print("\ninnout: stopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
 
     def terminate(signum, frame) -> None:
+        if distributed.peer_failure_seen.is_set():
+            return  # already ending with the error that names the failed rank
         raise TerminatedError("stopped by SIGTERM (under torchrun: another rank failed; torchrun's "
                               "report names it)")  # fmt: skip
 
