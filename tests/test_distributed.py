@@ -214,22 +214,25 @@ def test_a_batch_spreads_over_ranks_and_resumes(clip_folder, tmp_path):
         inputs.append(str(folder))
     runs = tmp_path / "runs"
     options = ["--method", "wplus", *RUN]
-    kept = _innout("invert", inputs[0], "--out", str(runs / "clip0"), *options)
-    assert kept.returncode == 0, kept.stderr
-    refused = _innout("invert", *inputs, "--out", str(runs), *options)
-    assert refused.returncode == 2 and "pass --resume to continue the batch" in refused.stderr
-    kept_bytes = (runs / "clip0" / run_folder.LATENTS).read_bytes()
-    batch = _torchrun("-m", "innout", "invert", *inputs, "--out", str(runs), "--resume", *options)
+    batch = _torchrun("-m", "innout", "invert", *inputs[:2], "--out", str(runs), *options)
     assert batch.returncode == 0, batch.stderr
     summary = read_summary(runs)
-    assert summary["ranks"] == 2 and summary["complete"] == 3 and summary["failed"] == 0
+    assert summary["ranks"] == 2 and summary["complete"] == 2 and summary["failed"] == 0
+    kept = {name: (runs / name / run_folder.LATENTS).read_bytes() for name in ("clip0", "clip1")}
+    refused = _innout("invert", *inputs, "--out", str(runs), *options)
+    assert refused.returncode == 2 and "pass --resume to continue the batch" in refused.stderr
+    # A third input joins; the resumed batch keeps the finished runs and inverts the new one.
+    resumed = _innout("invert", *inputs, "--out", str(runs), "--resume", *options)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = read_summary(runs)
+    assert summary["ranks"] == 1 and summary["complete"] == 3
     assert [r["run"] for r in summary["runs"]] == ["clip0", "clip1", "clip2"]
-    assert [r["skipped"] for r in summary["runs"]] == [True, False, False]
-    assert (runs / "clip0" / run_folder.LATENTS).read_bytes() == kept_bytes
-    for name in ("clip1", "clip2"):
-        assert json.loads((runs / name / "run.json").read_text())["status"] == "complete"
-    # The same inputs in one process with the same settings reach the same runs.
-    _assert_same_run(runs / "clip0", runs / "clip1")
+    assert [r["skipped"] for r in summary["runs"]] == [True, True, False]
+    for name, data in kept.items():
+        assert (runs / name / run_folder.LATENTS).read_bytes() == data
+    assert json.loads((runs / "clip2" / "run.json").read_text())["status"] == "complete"
+    # Every input of the batch is the same clip: a rank's run equals the one-process run.
+    _assert_same_run(runs / "clip0", runs / "clip2")
 
 
 def test_the_quality_benchmark_over_two_ranks_merges_one_report(tmp_path):

@@ -74,7 +74,9 @@ def composite_step(
     def step() -> None:
         state.zero_grad(set_to_none=True)
         with torch.profiler.record_function(FORWARD):
-            loss = stage.step_fn(0, torch.Generator().manual_seed(0))["loss"]
+            index = stage.frames_fn(0)
+            draws = [torch.Generator().manual_seed(slot) for slot in range(len(index))]
+            loss = stage.step_fn(index, draws)["loss"]
         with torch.profiler.record_function(BACKWARD):
             loss.backward()
 

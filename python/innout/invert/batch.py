@@ -125,8 +125,20 @@ def invert_batch(
     if resume and force:
         raise InputError("resume and force exclude each other")
     jobs = plan(inputs, out)
-    check_batch(jobs, resume, force)
-    Path(out).mkdir(parents=True, exist_ok=True)
+    # Rank 0 checks the folders before any rank starts (a rank that looked later would find the
+    # folders the first ones are writing); the others wait for its verdict.
+    if group.is_main:
+        try:
+            check_batch(jobs, resume, force)
+        except InputError as error:
+            group.post("batch-checked", str(error))
+            raise
+        Path(out).mkdir(parents=True, exist_ok=True)
+        group.post("batch-checked", None)
+    else:
+        (refusal,) = group.collect(["batch-checked"])
+        if refusal is not None:
+            raise InputError(refusal)
     for number in group.take("invert", len(jobs)):
         record = {**run_job(jobs[number], resume, force, invert_options), "rank": group.rank}
         group.post(f"invert/{number}", record)
