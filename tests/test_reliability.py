@@ -248,6 +248,13 @@ def test_a_pickle_checkpoint_is_refused_on_resume_and_never_run(cli_run, tmp_pat
     assert not (tmp_path / "innout-pickle-ran").exists()
 
 
+def test_a_checkpoint_of_an_earlier_format_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / run_folder.CHECKPOINT
+    torch.save({"format": run_folder.CHECKPOINT_FORMAT - 1, "stage_index": 1, "step": 4}, path)
+    with pytest.raises(InputError, match="earlier innout .* run the inversion again with --force"):
+        run_folder.load_checkpoint(path)
+
+
 # ---- failures recorded, runs resumable -----------------------------------------------------------
 
 SHORT = dict(TINY_RUN, composite_steps=5)

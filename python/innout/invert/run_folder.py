@@ -42,8 +42,8 @@ SUPERRESOLUTION = "superresolution.safetensors"
 GENERATOR = "generator.safetensors"
 #: Version of run.json's layout (a manifest of another version is refused, not misread).
 MANIFEST_FORMAT = 1
-#: Version of checkpoint.pt's layout.
-CHECKPOINT_FORMAT = 1
+#: Version of checkpoint.pt's layout (2: the object fit is a stage of its own, draws per frame).
+CHECKPOINT_FORMAT = 2
 #: Keys every manifest has.
 MANIFEST_KEYS = ("format", "status", "method", "preset", "settings", "network", "input")
 
@@ -266,6 +266,14 @@ def load_checkpoint(path: Path) -> dict:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise InputError(f"{path}: not an innout inversion checkpoint (format "
                          f"{CHECKPOINT_FORMAT}) or damaged: {first_line}") from None  # fmt: skip
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("format"), int)
+        and (data["format"] < CHECKPOINT_FORMAT)
+    ):
+        raise InputError(f"{path}: a checkpoint of an earlier innout (format {data['format']}, "
+                         f"this one resumes format {CHECKPOINT_FORMAT}); run the inversion "
+                         "again with --force")  # fmt: skip
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not an innout inversion checkpoint (format "
                          f"{CHECKPOINT_FORMAT})")  # fmt: skip
