@@ -463,6 +463,7 @@ def test_killing_an_edit_or_export_never_leaves_a_corrupt_output(cli_run, tmp_pa
     for attempt, how in enumerate([signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT]):
         out = tmp_path / f"out{attempt}{suffix}"
         process = _start(*arguments(out))
+        _wait_for_torch(process)  # on a loaded machine the interpreter itself may start late
         time.sleep(draws.uniform(startup + 0.5, max(duration, startup + 1.0)))
         process.send_signal(how)
         _, stderr = process.communicate(timeout=60)
@@ -476,6 +477,19 @@ def test_killing_an_edit_or_export_never_leaves_a_corrupt_output(cli_run, tmp_pa
             assert process.returncode == 130 and "innout: interrupted" in stderr
         if how == signal.SIGINT:  # a clean stop leaves no temporary file behind
             assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _wait_for_torch(process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Returns once `process` has loaded PyTorch's library (Python's own signal handling is set
+    up long before), or has ended."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if "libtorch" in Path(f"/proc/{process.pid}/maps").read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.02)
 
 
 def _same_video(a: Path, b: Path) -> bool:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import signal
 import sys
@@ -306,13 +307,14 @@ class Engine:
         all-reduce; returns whether any rank asked to stop."""
         per_frame = {id(p) for p in stage.per_frame}
         rows = frames.unique()
-        parts = [values, values.new_tensor([float(stop)])]
-        parts.append(values.new_tensor([float(p.grad is not None) for p in params]))
+        dtype = functools.reduce(torch.promote_types, [p.dtype for p in params], values.dtype)
+        parts = [values.to(dtype), values.new_tensor([float(stop)], dtype=dtype)]
+        parts.append(values.new_tensor([float(p.grad is not None) for p in params], dtype=dtype))
         for p in params:
             grad = p.grad if p.grad is not None else torch.zeros_like(p)
             if id(p) in per_frame:
                 grad = grad[rows.to(grad.device)]
-            parts.append(grad.reshape(-1).to(values.dtype))
+            parts.append(grad.reshape(-1).to(dtype))
         flat = torch.cat(parts)
         began = time.perf_counter()
         self.group.all_reduce(flat)
@@ -334,7 +336,7 @@ class Engine:
             if id(p) in per_frame:
                 count = len(rows) * p[0].numel()
                 target = rows.to(p.device)
-                p.grad[target] = flat[offset : offset + count].view_as(p.grad[target])
+                p.grad[target] = flat[offset : offset + count].view_as(p.grad[target]).to(p.dtype)
             else:
                 count = p.numel()
                 p.grad.copy_(flat[offset : offset + count].view_as(p))
