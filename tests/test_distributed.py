@@ -179,7 +179,7 @@ def test_a_rank_that_never_comes_ends_the_job_within_the_timeout(clip_folder, tm
                      env=environment)  # fmt: skip
     assert time.monotonic() - started < 60
     assert result.returncode == 2
-    assert "rank 0 of 2: timed out after 5 s waiting for the other ranks" in result.stderr
+    assert "innout: error: rank 0 of 2: rank 1 did not join the job within 5 s" in result.stderr
     assert not (tmp_path / "run").exists()
 
 

@@ -167,7 +167,7 @@ class Group:
     # The store: failure reports and lists of work.
 
     def _key(self, name: str) -> str:
-        return f"{STORE_PREFIX}/{name}"
+        return _store_key(name)
 
     def report_failure(self, error: BaseException) -> None:
         """Leaves this rank's error in the store for its peers (best effort: the store may be
@@ -257,9 +257,15 @@ SINGLE = Group()
 _joined: Group | None = None
 
 
+def _store_key(name: str) -> str:
+    """A key of innout's in the job's store (a restarted torchrun job starts afresh)."""
+    return f"{STORE_PREFIX}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{name}"
+
+
 def _store(rank: int, world_size: int, timeout: float):
-    """The job's TCPStore: a client of torchrun's agent store, or hosted by rank 0 when the job
-    was launched by hand (MASTER_ADDR / MASTER_PORT)."""
+    """The job's TCPStore - a client of torchrun's agent store, or hosted by rank 0 when the job
+    was launched by hand (MASTER_ADDR / MASTER_PORT) - once every rank has joined it (PeerError
+    naming the ranks that did not within `timeout`)."""
     host = os.environ.get("MASTER_ADDR", "127.0.0.1")
     try:
         port = int(os.environ.get("MASTER_PORT", ""))
@@ -267,15 +273,26 @@ def _store(rank: int, world_size: int, timeout: float):
         raise ValueError("a job's ranks need MASTER_PORT (torchrun sets it)") from None
     agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
     try:
-        return torch.distributed.TCPStore(
+        store = torch.distributed.TCPStore(
             host, port, world_size, is_master=rank == 0 and not agent_store,
-            timeout=datetime.timedelta(seconds=timeout), wait_for_workers=not agent_store,
+            timeout=datetime.timedelta(seconds=timeout), wait_for_workers=False,
         )  # fmt: skip
     except (RuntimeError, TimeoutError) as error:
-        waiting = "waiting for the other ranks" if rank == 0 else f"reaching {host}:{port}"
         first_line = str(error).strip().splitlines()[0]
-        raise PeerError(f"rank {rank} of {world_size}: timed out after {timeout:.0f} s {waiting} "
-                        f"to join the job ({first_line})") from None  # fmt: skip
+        raise PeerError(f"rank {rank} of {world_size}: could not reach the job's store at "
+                        f"{host}:{port} (rank 0 or torchrun hosts it) within {timeout:.0f} s "
+                        f"({first_line})") from None  # fmt: skip
+    store.set(_store_key(f"joined/{rank}"), "1")
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [r for r in range(world_size) if not store.check([_store_key(f"joined/{r}")])]
+        if not missing:
+            return store
+        if time.monotonic() > deadline:
+            names = ", ".join(str(r) for r in missing)
+            raise PeerError(f"rank {rank} of {world_size}: rank{'s' if len(missing) > 1 else ''} "
+                            f"{names} did not join the job within {timeout:.0f} s")  # fmt: skip
+        time.sleep(0.05)
 
 
 def _from_environment() -> tuple[int, int, int]:
