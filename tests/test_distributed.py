@@ -163,6 +163,29 @@ def test_a_rank_that_fails_is_named_by_the_others(clip_folder, tmp_path):
     assert json.loads((out / "run.json").read_text())["status"] == f"failed: {message}"
 
 
+def test_a_run_stopped_on_one_rank_resumes_on_two(clip_folder, tmp_path):
+    longer = [*RUN[:7], "12", *RUN[8:]]
+    straight = _innout("invert", str(clip_folder), "--out", str(tmp_path / "straight"),
+                       "--method", "wplus", *longer)  # fmt: skip
+    assert straight.returncode == 0, straight.stderr
+    out = tmp_path / "run"
+    job = subprocess.Popen([sys.executable, "-m", "innout", "invert", str(clip_folder), "--out",
+                            str(out), "--method", "wplus", *longer], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not (out / run_folder.CHECKPOINT).is_file() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    job.send_signal(signal.SIGINT)  # Ctrl-C: stops after the step, with a checkpoint
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 130, stderr
+    resumed = _torchrun("-m", "innout", "invert", str(clip_folder), "--out", str(out), "--resume",
+                        "--method", "wplus", *longer)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "run.json").read_text())
+    assert [launch["world_size"] for launch in manifest["launches"]] == [1, 2]
+    _assert_same_run(tmp_path / "straight", out)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
