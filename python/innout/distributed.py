@@ -21,7 +21,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +97,7 @@ class Group:
         """This rank's contiguous share of `count` items (ranks differ by at most one item)."""
         if not self.data_parallel:
             return range(count)
-        size = self.world_size
-        return range(self.rank * count // size, (self.rank + 1) * count // size)
+        return _share(self.rank, self.world_size, count)
 
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sums `tensor` over the ranks, in place."""
@@ -122,8 +121,7 @@ class Group:
         parts = [torch.empty_like(padded) for _ in range(self.world_size)]
         with self.collective("all_gather"):
             torch.distributed.all_gather(parts, padded)
-        rows = [len(Group(r, self.world_size, backend=self.backend).shard(count))
-                for r in range(self.world_size)]  # fmt: skip
+        rows = [len(_share(rank, self.world_size, count)) for rank in range(self.world_size)]
         return torch.cat([part[:n] for part, n in zip(parts, rows)])
 
     def broadcast(self, value: Any) -> Any:
@@ -225,6 +223,25 @@ class Group:
                 return
             yield taken
 
+    def share_work(
+        self,
+        queue: str,
+        count: int,
+        work: Callable[[int], Any],
+        on_result: Callable[[Any], None] | None = None,
+    ) -> list[Any] | None:
+        """Runs work(i) for the items 0..count-1 of a work list shared by every rank (`take`),
+        calling on_result with each result this rank made; rank 0 waits for every item and
+        returns all results in item order, the other ranks return None."""
+        for number in self.take(queue, count):
+            result = work(number)
+            self.post(f"{queue}/{number}", result)
+            if on_result is not None:
+                on_result(result)
+        if not self.is_main:
+            return None
+        return self.collect([f"{queue}/{number}" for number in range(count)])
+
     def post(self, name: str, value: Any) -> None:
         """Leaves a picklable value under `name` for every rank (see `collect`)."""
         if self.store is None:
@@ -253,6 +270,13 @@ class Group:
 #: The one-process group of a process not launched as part of a job (for the collectives,
 #: which it skips; `take`, `post` and `collect` of the CLI each use a fresh Group()).
 SINGLE = Group()
+
+
+def _share(rank: int, world_size: int, count: int) -> range:
+    """Rank `rank`'s contiguous share of `count` items among `world_size` ranks."""
+    return range(rank * count // world_size, (rank + 1) * count // world_size)
+
+
 #: The group `join` started, while its block runs.
 _joined: Group | None = None
 

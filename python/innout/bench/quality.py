@@ -430,16 +430,15 @@ def run_quality_benchmark(
         make_clip(suite, videos[number], out, resolution, progress)
     group.wait_for_all("clips-made")
     work = [(video, method) for video in videos for method in suite.methods]
-    for number in group.take("pairs", len(work)):
+
+    def measure(number: int) -> dict:
         video, method = work[number]
         record = run_pair(suite, video, method, out, progress, lpips, device, resolution)
-        record["rank"] = group.rank
-        group.post(f"pair/{number}", record)
-        if on_pair is not None:
-            on_pair(record)
-    if not group.is_main:
+        return {**record, "rank": group.rank}
+
+    pairs = group.share_work("pairs", len(work), measure, on_pair)
+    if pairs is None:  # another rank merges the report
         return None
-    pairs = group.collect([f"pair/{number}" for number in range(len(work))])
     return {
         "format": REPORT_FORMAT,
         "out": str(out.resolve()),

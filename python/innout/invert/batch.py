@@ -69,15 +69,11 @@ def _state(job: Job) -> str:
 def check_batch(jobs: list[Job], resume: bool, force: bool) -> None:
     """Refuses, before anything runs, a batch whose run folders exist when neither `resume` nor
     `force` allows it (so that no rank stops halfway through the list)."""
-    taken = [str(job.run) for job in jobs if _state(job) != "new" or _occupied(job.run)]
+    taken = [str(job.run) for job in jobs if _state(job) != "new" or run_folder.occupied(job.run)]
     if taken and not (resume or force):
         shown = ", ".join(taken[:3]) + (" ..." if len(taken) > 3 else "")
         raise InputError(f"run folders exist: {shown}; pass --resume to continue the batch or "
                          "--force to invert those inputs again")  # fmt: skip
-
-
-def _occupied(folder: Path) -> bool:
-    return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
 
 
 def run_job(job: Job, resume: bool, force: bool, invert_options: dict) -> dict:
@@ -139,14 +135,14 @@ def invert_batch(
         (refusal,) = group.collect(["batch-checked"])
         if refusal is not None:
             raise InputError(refusal)
-    for number in group.take("invert", len(jobs)):
-        record = {**run_job(jobs[number], resume, force, invert_options), "rank": group.rank}
-        group.post(f"invert/{number}", record)
-        if on_job is not None:
-            on_job(record)
-    if not group.is_main:
+    records = group.share_work(
+        "invert",
+        len(jobs),
+        lambda number: {**run_job(jobs[number], resume, force, invert_options), "rank": group.rank},
+        on_job,
+    )
+    if records is None:  # rank 0 writes the summary
         return None
-    records = group.collect([f"invert/{number}" for number in range(len(jobs))])
     summary = {
         "format": SUMMARY_FORMAT,
         "ranks": group.world_size,

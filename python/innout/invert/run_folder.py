@@ -62,7 +62,8 @@ def _is_run_folder(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
 
-def _occupied(folder: Path) -> bool:
+def occupied(folder: Path) -> bool:
+    """Whether `folder` exists as a file or a folder with something in it."""
     return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
 
 
@@ -84,7 +85,7 @@ def check_run_folder(out: Path, resume: bool, force: bool, inputs=()) -> None:
         if not _is_run_folder(out) and not _is_run_folder(staging_folder(out)):
             raise InputError(f"{out}: nothing to resume (no {MANIFEST})")
         return
-    if _occupied(out):
+    if occupied(out):
         if not force:
             raise InputError(f"{out}: the run folder already exists; pass resume to continue it "
                              "or force to replace it")  # fmt: skip
@@ -92,7 +93,7 @@ def check_run_folder(out: Path, resume: bool, force: bool, inputs=()) -> None:
             raise InputError(f"{out}: not a run folder (no {MANIFEST}); force replaces only "
                              "run folders that innout wrote - choose another folder")  # fmt: skip
         for aside in (staging_folder(out), replaced_folder(out)):
-            if _occupied(aside) and not _is_run_folder(aside):
+            if occupied(aside) and not _is_run_folder(aside):
                 raise InputError(f"{aside}: exists and is not a run folder (a forced re-run "
                                  "writes there); move it away")  # fmt: skip
 
@@ -104,7 +105,7 @@ def write_target(out: Path, resume: bool) -> Path:
     staging = staging_folder(out)
     if resume:
         return staging if _is_run_folder(staging) else out
-    return staging if _occupied(out) else out
+    return staging if occupied(out) else out
 
 
 def create_run_folder(out: Path) -> None:
@@ -145,7 +146,7 @@ def promote(staging: Path, out: Path) -> None:
     """Replaces the run folder `out` by the completed run in `staging`: the old run is moved
     aside, the new one renamed into place, then the old one removed."""
     replaced = replaced_folder(out)
-    if _occupied(replaced) and not _is_run_folder(replaced):
+    if occupied(replaced) and not _is_run_folder(replaced):
         raise InputError(f"{replaced}: exists and is not a run folder; the completed re-run "
                          f"stays in {staging}")  # fmt: skip
     if replaced.exists():

@@ -203,12 +203,7 @@ def check_blend_values(op: str, blend: torch.Tensor) -> None:
     weights turn negative and the transmittance can grow past 1 (the composite then strays far
     from [-1, 1]), so such a blend is refused rather than rendered.
     """
-    if not _has_data(blend):
-        return
-    low, high = _min_max(blend)
-    if not (low >= 0.0 and high <= 1.0):
-        got = "a NaN" if math.isnan(low) else f"values in [{low}, {high}]"
-        raise ValueError(f"{op}: blend must lie in [0, 1] everywhere, got {got}")
+    _check_unit_interval(op, "blend", blend)
 
 
 def check_ray_bounds(op: str, near: torch.Tensor, far: torch.Tensor) -> None:
@@ -275,9 +270,14 @@ def check_uniform_values(op: str, uniforms: torch.Tensor) -> None:
     and +-inf or NaN give depths that depend on how the formula is ordered. Checked only for
     uniforms given explicitly: drawn ones are in [0, 1) by construction.
     """
-    if not _has_data(uniforms):
+    _check_unit_interval(op, "uniforms", uniforms)
+
+
+def _check_unit_interval(op: str, name: str, values: torch.Tensor) -> None:
+    """Every value of `values` lies in [0, 1] (ValueError naming the range found otherwise)."""
+    if not _has_data(values):
         return
-    low, high = _min_max(uniforms)
+    low, high = _min_max(values)
     if not (low >= 0.0 and high <= 1.0):
         got = "a NaN" if math.isnan(low) else f"values in [{low}, {high}]"
-        raise ValueError(f"{op}: uniforms must lie in [0, 1] everywhere, got {got}")
+        raise ValueError(f"{op}: {name} must lie in [0, 1] everywhere, got {got}")
