@@ -250,6 +250,7 @@ def _invert(video, network, cameras, masks, method, preset_name, device, out, ou
             checkpoint = None
 
     names = stage_names(method, settings)
+    evidence: dict = {}  # step 1's evidence, gathered once for the object fit and step 2
     try:
         with stop_on_interrupt():
             for index in range(first_stage, len(names)):
@@ -259,7 +260,7 @@ def _invert(video, network, cameras, masks, method, preset_name, device, out, ou
                 engine.stage_clock = time.time() - earlier
                 engine.metadata = {"seconds": seconds}
                 stage = _build_stage(name, generator, state, targets, settings, perceptual,
-                                     method, resume_from is None, group)  # fmt: skip
+                                     method, resume_from is None, group, evidence)  # fmt: skip
                 engine.run(index, stage, resume_from)
                 _finish_stage(name, state, settings)
                 seconds[name] = seconds.get(name, 0.0) + engine.stage_seconds()
@@ -319,7 +320,8 @@ def _record_failure(folder: Path, manifest: dict, error: BaseException) -> None:
         pass
 
 
-def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh, group):
+def _build_stage(name, generator, state, targets, settings, perceptual, method, fresh, group,
+                 evidence):  # fmt: skip
     if name == "latent":
         if fresh:
             best = stages.initial_latent(generator, targets, settings, perceptual, group)
@@ -334,14 +336,24 @@ def _build_stage(name, generator, state, targets, settings, perceptual, method, 
             module.requires_grad_(True)
         return stages.pti_stage(generator, state, targets, settings, perceptual)
     masked = method == "innout"
+
+    def gathered() -> object_init.Evidence:
+        """What step 1 explains (it no longer changes): rendered once for the fit and step 2."""
+        if "evidence" not in evidence:
+            evidence["evidence"] = object_init.gather_evidence(generator, state, targets,
+                                                               settings, masked, group)  # fmt: skip
+        return evidence["evidence"]
+
     if name == "object_init":
-        evidence = object_init.gather_evidence(generator, state, targets, settings, masked, group)
         state.object.requires_grad_(True)
         return object_init.object_init_stage(
-            state.object, evidence, targets, generator.render_settings(), settings
+            state.object, gathered(), targets, generator.render_settings(), settings
         )
     if name == "composite":
-        return _composite(generator, state, targets, settings, perceptual, masked, group)
+        face_masks = targets.masks_raw if masked else None
+        if not masked:
+            face_masks = 1 - gathered().object_masks.reshape_as(targets.raw[:, :1])
+        return _composite(generator, state, targets, settings, perceptual, masked, face_masks)
     if name == "superres":
         features = _composite_features(generator, state, targets, settings, group)
         state.superresolution.requires_grad_(True)
@@ -349,12 +361,9 @@ def _build_stage(name, generator, state, targets, settings, perceptual, method, 
     raise ValueError(f"unknown stage {name!r}")
 
 
-def _composite(generator, state, targets, settings, perceptual, masked, group):
-    """Step 2: against the input masks ("innout") or the evidence masks ("innout-auto")."""
-    face_masks = targets.masks_raw
-    if not masked:
-        evidence = object_init.gather_evidence(generator, state, targets, settings, False, group)
-        face_masks = 1 - evidence.object_masks.reshape_as(targets.raw[:, :1])
+def _composite(generator, state, targets, settings, perceptual, masked, face_masks):
+    """Step 2: against `face_masks`, the input masks ("innout") or the evidence's
+    ("innout-auto")."""
     state.object.requires_grad_(True)
     # A frozen face (ratio 0) builds no graph through the backbone and the face decoder.
     state.ws.requires_grad_(settings.latent_lr_ratio > 0)
